@@ -1,0 +1,197 @@
+//! Envelope encryption under a key file: each sealed value gets its own random AES-256 data
+//! key, which is itself sealed under the file's active key. The sealed text names the key it
+//! was wrapped with, so a file may hold old keys for reading while a new one seals.
+//!
+//! Sealed text: `v1.<key id>.<base64url wrapped data key>.<base64url nonce+ciphertext>`.
+//! Both AES-GCM operations bind the seal context (purpose, bot, record) as associated data.
+
+use crate::ports::{SealContext, SealError, Sealer};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use async_trait::async_trait;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use zeroize::{Zeroize, Zeroizing};
+
+const NONCE_LEN: usize = 12;
+const KEY_LEN: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("cannot read or create the key file {path}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the key file {path} is readable by other users (mode {mode:o}); run: chmod 600 {path}")]
+    Permissions { path: String, mode: u32 },
+    #[error("the key file {path} is not valid: {reason}")]
+    Invalid { path: String, reason: String },
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyFile {
+    active: String,
+    keys: BTreeMap<String, String>,
+}
+
+pub struct LocalKeySealer {
+    active: String,
+    keys: BTreeMap<String, Zeroizing<[u8; KEY_LEN]>>,
+}
+
+fn aad(ctx: SealContext<'_>) -> Vec<u8> {
+    // The fields cannot contain '\n' (ids are restricted), so the joining is unambiguous.
+    format!(
+        "bot-integrations/v1\n{}\n{}\n{}",
+        ctx.purpose.as_str(),
+        ctx.bot,
+        ctx.record
+    )
+    .into_bytes()
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    buf
+}
+
+fn seal_with(key: &[u8; KEY_LEN], msg: &[u8], aad: &[u8]) -> Result<Vec<u8>, SealError> {
+    let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key));
+    let nonce = random::<NONCE_LEN>();
+    let mut out = nonce.to_vec();
+    let ct = cipher
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg, aad })
+        .map_err(|_| SealError::Malformed)?;
+    out.extend_from_slice(&ct);
+    Ok(out)
+}
+
+fn open_with(key: &[u8; KEY_LEN], blob: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    if blob.len() < NONCE_LEN + 16 {
+        return Err(SealError::Malformed);
+    }
+    let (nonce, ct) = blob.split_at(NONCE_LEN);
+    let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key));
+    cipher
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
+        .map(Zeroizing::new)
+        .map_err(|_| SealError::Open)
+}
+
+impl LocalKeySealer {
+    /// Opens the key file, creating it with one fresh key and mode 0600 when it is missing.
+    pub fn open_or_create(path: &Path) -> Result<Self, KeyFileError> {
+        let shown = path.display().to_string();
+        let io = |source| KeyFileError::Io {
+            path: shown.clone(),
+            source,
+        };
+        if !path.exists() {
+            let kid = format!("k{}", time::OffsetDateTime::now_utc().unix_timestamp());
+            let mut key = random::<KEY_LEN>();
+            let file = KeyFile {
+                active: kid.clone(),
+                keys: [(kid, STANDARD.encode(key))].into(),
+            };
+            key.zeroize();
+            let mut body = serde_json::to_vec_pretty(&file).map_err(|e| KeyFileError::Invalid {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut f = options.open(path).map_err(io)?;
+            f.write_all(&body).map_err(io)?;
+            f.sync_all().map_err(io)?;
+            body.zeroize();
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(KeyFileError::Permissions { path: shown, mode });
+            }
+        }
+        let raw = Zeroizing::new(std::fs::read(path).map_err(io)?);
+        let invalid = |reason: &str| KeyFileError::Invalid {
+            path: shown.clone(),
+            reason: reason.to_owned(),
+        };
+        let file: KeyFile =
+            serde_json::from_slice(&raw).map_err(|_| invalid("expected {\"active\": id, \"keys\": {id: base64}}"))?;
+        let mut keys = BTreeMap::new();
+        for (kid, b64) in &file.keys {
+            if kid.is_empty() || !kid.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+                return Err(invalid("key ids are letters, digits and '-'"));
+            }
+            let bytes = Zeroizing::new(STANDARD.decode(b64).map_err(|_| invalid("a key is not base64"))?);
+            let key: [u8; KEY_LEN] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| invalid("a key is not 32 bytes"))?;
+            keys.insert(kid.clone(), Zeroizing::new(key));
+        }
+        if !keys.contains_key(&file.active) {
+            return Err(invalid("'active' names no key of the file"));
+        }
+        Ok(Self {
+            active: file.active,
+            keys,
+        })
+    }
+}
+
+#[async_trait]
+impl Sealer for LocalKeySealer {
+    async fn seal(&self, plaintext: &[u8], ctx: SealContext<'_>) -> Result<String, SealError> {
+        let kek = self
+            .keys
+            .get(&self.active)
+            .ok_or_else(|| SealError::UnknownKey(self.active.clone()))?;
+        let aad = aad(ctx);
+        let dek = Zeroizing::new(random::<KEY_LEN>());
+        let wrapped = seal_with(kek, dek.as_slice(), &aad)?;
+        let body = seal_with(&dek, plaintext, &aad)?;
+        Ok(format!(
+            "v1.{}.{}.{}",
+            self.active,
+            URL_SAFE_NO_PAD.encode(wrapped),
+            URL_SAFE_NO_PAD.encode(body)
+        ))
+    }
+
+    async fn open(&self, sealed: &str, ctx: SealContext<'_>) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        let mut parts = sealed.split('.');
+        let (Some("v1"), Some(kid), Some(wrapped), Some(body), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(SealError::Malformed);
+        };
+        let kek = self
+            .keys
+            .get(kid)
+            .ok_or_else(|| SealError::UnknownKey(kid.to_owned()))?;
+        let wrapped = URL_SAFE_NO_PAD.decode(wrapped).map_err(|_| SealError::Malformed)?;
+        let body = URL_SAFE_NO_PAD.decode(body).map_err(|_| SealError::Malformed)?;
+        let aad = aad(ctx);
+        let dek_bytes = open_with(kek, &wrapped, &aad)?;
+        let dek: Zeroizing<[u8; KEY_LEN]> = Zeroizing::new(
+            dek_bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| SealError::Malformed)?,
+        );
+        open_with(&dek, &body, &aad)
+    }
+}

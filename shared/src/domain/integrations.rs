@@ -1,0 +1,588 @@
+//! The integrations file: a YAML list of `{provider, alias?, scope?, context}` entries.
+//!
+//! The file is read through yaml-rust2's event parser into a small tree that keeps the
+//! position of every node, so each problem is reported with its line and column, and the
+//! whole file is checked before anything is accepted. Anchors and aliases are refused:
+//! nothing here needs them, and they are how small YAML files become large ones.
+
+use super::ids::{Alias, ProviderName};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+/// Largest integrations file accepted, in bytes.
+pub const MAX_FILE_BYTES: usize = 64 * 1024;
+/// Deepest nesting of lists and maps accepted (the format itself needs three).
+pub const MAX_DEPTH: usize = 8;
+/// Most entries in one file.
+pub const MAX_ENTRIES: usize = 100;
+const MAX_SCOPES: usize = 50;
+const MAX_SCOPE_LEN: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Context {
+    Bot,
+    User,
+}
+
+impl Context {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Context::Bot => "bot",
+            Context::User => "user",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Integration {
+    pub alias: Alias,
+    pub provider: ProviderName,
+    pub scope: Vec<String>,
+    pub context: Context,
+}
+
+/// One problem in the file, at a 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct YamlIssue {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pos {
+    line: usize,
+    column: usize,
+}
+
+impl From<Marker> for Pos {
+    fn from(m: Marker) -> Self {
+        Pos {
+            line: m.line(),
+            column: m.col() + 1,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Node {
+    Scalar(String, Pos),
+    Seq(Vec<Node>, Pos),
+    Map(Vec<(Node, Node)>, Pos),
+}
+
+impl Node {
+    fn pos(&self) -> Pos {
+        match self {
+            Node::Scalar(_, p) | Node::Seq(_, p) | Node::Map(_, p) => *p,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Node::Scalar(..) => "a string",
+            Node::Seq(..) => "a list",
+            Node::Map(..) => "a mapping",
+        }
+    }
+}
+
+enum Frame {
+    Seq(Vec<Node>, Pos),
+    Map(Vec<Node>, Pos),
+}
+
+/// Builds the tree from parser events, enforcing the depth limit as it goes.
+#[derive(Default)]
+struct TreeBuilder {
+    stack: Vec<Frame>,
+    documents: Vec<Node>,
+    error: Option<(Pos, String)>,
+}
+
+impl TreeBuilder {
+    fn fail(&mut self, pos: Pos, message: impl Into<String>) {
+        if self.error.is_none() {
+            self.error = Some((pos, message.into()));
+        }
+    }
+
+    fn push_node(&mut self, node: Node) {
+        match self.stack.last_mut() {
+            Some(Frame::Seq(items, _)) | Some(Frame::Map(items, _)) => items.push(node),
+            None => self.documents.push(node),
+        }
+    }
+
+    fn open(&mut self, frame: Frame, pos: Pos) {
+        if self.stack.len() >= MAX_DEPTH {
+            self.fail(pos, format!("nesting deeper than {MAX_DEPTH} levels"));
+        }
+        self.stack.push(frame);
+    }
+}
+
+impl MarkedEventReceiver for TreeBuilder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.error.is_some() {
+            return;
+        }
+        let pos = Pos::from(mark);
+        match ev {
+            Event::Alias(_) => self.fail(pos, "anchors and aliases are not supported"),
+            Event::Scalar(value, _, anchor, _) => {
+                if anchor != 0 {
+                    self.fail(pos, "anchors and aliases are not supported");
+                }
+                self.push_node(Node::Scalar(value, pos));
+            }
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) if anchor != 0 => {
+                self.fail(pos, "anchors and aliases are not supported")
+            }
+            Event::SequenceStart(..) => self.open(Frame::Seq(Vec::new(), pos), pos),
+            Event::MappingStart(..) => self.open(Frame::Map(Vec::new(), pos), pos),
+            Event::SequenceEnd | Event::MappingEnd => {
+                let node = match self.stack.pop() {
+                    Some(Frame::Seq(items, p)) => Node::Seq(items, p),
+                    Some(Frame::Map(items, p)) => {
+                        let mut pairs = Vec::with_capacity(items.len() / 2);
+                        let mut it = items.into_iter();
+                        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                            pairs.push((k, v));
+                        }
+                        Node::Map(pairs, p)
+                    }
+                    None => return,
+                };
+                self.push_node(node);
+            }
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart
+            | Event::DocumentEnd => {}
+        }
+    }
+}
+
+/// What the parser needs to know about providers: which names exist.
+pub trait KnownProviders {
+    fn contains(&self, name: &str) -> bool;
+    fn names(&self) -> Vec<String>;
+}
+
+impl KnownProviders for [String] {
+    fn contains(&self, name: &str) -> bool {
+        self.iter().any(|n| n == name)
+    }
+    fn names(&self) -> Vec<String> {
+        self.to_vec()
+    }
+}
+
+/// Parses and checks a whole integrations file. Either every entry is valid and the typed
+/// list comes back, or every problem found comes back and nothing is accepted.
+pub fn parse_integrations(
+    source: &str,
+    providers: &(impl KnownProviders + ?Sized),
+) -> Result<Vec<Integration>, Vec<YamlIssue>> {
+    let at = |pos: Pos, message: String| YamlIssue {
+        line: pos.line,
+        column: pos.column,
+        message,
+    };
+    if source.len() > MAX_FILE_BYTES {
+        return Err(vec![YamlIssue {
+            line: 1,
+            column: 1,
+            message: format!("the file is larger than {MAX_FILE_BYTES} bytes"),
+        }]);
+    }
+    let mut builder = TreeBuilder::default();
+    if let Err(e) = Parser::new_from_str(source).load(&mut builder, true) {
+        return Err(vec![at(Pos::from(*e.marker()), e.info().to_owned())]);
+    }
+    if let Some((pos, message)) = builder.error {
+        return Err(vec![at(pos, message)]);
+    }
+    let root = match builder.documents.len() {
+        0 => return Ok(Vec::new()),
+        1 => builder.documents.remove(0),
+        _ => {
+            let pos = builder.documents[1].pos();
+            return Err(vec![at(pos, "expected one YAML document".to_owned())]);
+        }
+    };
+    let entries = match root {
+        Node::Seq(items, _) => items,
+        // An empty file or a lone `~` means "no integrations".
+        Node::Scalar(s, _) if s.is_empty() || s == "~" || s == "null" => return Ok(Vec::new()),
+        other => {
+            return Err(vec![at(
+                other.pos(),
+                format!(
+                    "expected a list of integrations (entries starting with '- '), found {}",
+                    other.kind()
+                ),
+            )])
+        }
+    };
+    if entries.len() > MAX_ENTRIES {
+        return Err(vec![at(
+            entries[MAX_ENTRIES].pos(),
+            format!("more than {MAX_ENTRIES} integrations"),
+        )]);
+    }
+
+    let mut issues = Vec::new();
+    let mut parsed = Vec::new();
+    let mut seen_aliases: HashSet<Alias> = HashSet::new();
+    for entry in &entries {
+        match parse_entry(entry, providers) {
+            Ok((integration, alias_pos)) => {
+                if !seen_aliases.insert(integration.alias.clone()) {
+                    issues.push(at(
+                        alias_pos,
+                        format!(
+                            "duplicate alias '{}': give one of the entries its own 'alias'",
+                            integration.alias
+                        ),
+                    ));
+                }
+                parsed.push(integration);
+            }
+            Err(mut entry_issues) => issues.append(&mut entry_issues),
+        }
+    }
+    if issues.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(issues)
+    }
+}
+
+const FIELDS: [&str; 4] = ["provider", "alias", "scope", "context"];
+
+fn parse_entry(
+    entry: &Node,
+    providers: &(impl KnownProviders + ?Sized),
+) -> Result<(Integration, Pos), Vec<YamlIssue>> {
+    let issue = |pos: Pos, message: String| YamlIssue {
+        line: pos.line,
+        column: pos.column,
+        message,
+    };
+    let Node::Map(pairs, entry_pos) = entry else {
+        return Err(vec![issue(
+            entry.pos(),
+            format!(
+                "expected an integration (provider, alias, scope, context), found {}",
+                entry.kind()
+            ),
+        )]);
+    };
+    let mut issues = Vec::new();
+    let mut provider = None;
+    let mut alias = None;
+    let mut scope = Vec::new();
+    let mut context = None;
+    let mut seen = HashSet::new();
+
+    for (key, value) in pairs {
+        let Node::Scalar(name, key_pos) = key else {
+            issues.push(issue(key.pos(), "keys must be plain words".to_owned()));
+            continue;
+        };
+        if !seen.insert(name.as_str()) {
+            issues.push(issue(*key_pos, format!("'{name}' is given twice")));
+            continue;
+        }
+        let scalar = |what: &str| -> Result<(&str, Pos), YamlIssue> {
+            match value {
+                Node::Scalar(s, p) => Ok((s.as_str(), *p)),
+                other => Err(issue(
+                    other.pos(),
+                    format!("'{what}' must be a string, found {}", other.kind()),
+                )),
+            }
+        };
+        match name.as_str() {
+            "provider" => match scalar("provider") {
+                Ok((raw, pos)) => match ProviderName::parse(raw) {
+                    Ok(p) if providers.contains(p.as_str()) => provider = Some((p, pos)),
+                    _ => issues.push(issue(pos, unknown_provider(raw, providers))),
+                },
+                Err(e) => issues.push(e),
+            },
+            "alias" => match scalar("alias") {
+                Ok((raw, pos)) => match Alias::parse(raw) {
+                    Ok(a) => alias = Some((a, pos)),
+                    Err(e) => issues.push(issue(pos, e.to_string())),
+                },
+                Err(e) => issues.push(e),
+            },
+            "scope" => match parse_scope(value) {
+                Ok(s) => scope = s,
+                Err(e) => issues.push(e),
+            },
+            "context" => match scalar("context") {
+                Ok(("bot", _)) => context = Some(Context::Bot),
+                Ok(("user", _)) => context = Some(Context::User),
+                Ok((other, pos)) => issues.push(issue(
+                    pos,
+                    format!("context must be 'bot' or 'user', not '{other}'"),
+                )),
+                Err(e) => issues.push(e),
+            },
+            other => {
+                let hint = closest(other, FIELDS.iter().copied())
+                    .map(|s| format!(" (did you mean '{s}'?)"))
+                    .unwrap_or_default();
+                issues.push(issue(
+                    *key_pos,
+                    format!("unknown key '{other}'{hint}; allowed: provider, alias, scope, context"),
+                ));
+            }
+        }
+    }
+    if !seen.contains("provider") {
+        issues.push(issue(*entry_pos, "'provider' is required".to_owned()));
+    }
+    if !seen.contains("context") {
+        issues.push(issue(
+            *entry_pos,
+            "'context' is required: 'bot' or 'user'".to_owned(),
+        ));
+    }
+    match (provider, context) {
+        (Some((provider, provider_pos)), Some(context)) if issues.is_empty() => {
+            let (alias, alias_pos) = alias.unwrap_or_else(|| (Alias::from(&provider), provider_pos));
+            Ok((
+                Integration {
+                    alias,
+                    provider,
+                    scope,
+                    context,
+                },
+                alias_pos,
+            ))
+        }
+        _ => Err(issues),
+    }
+}
+
+fn unknown_provider(raw: &str, providers: &(impl KnownProviders + ?Sized)) -> String {
+    let names = providers.names();
+    match closest(raw, names.iter().map(String::as_str)) {
+        Some(best) => format!("unknown provider '{raw}' (did you mean '{best}'?)"),
+        None => format!(
+            "unknown provider '{raw}'; known providers: {}",
+            names.join(", ")
+        ),
+    }
+}
+
+/// Scopes as in the seed, `email,publish_actions`: commas and/or spaces, or a YAML list.
+fn parse_scope(value: &Node) -> Result<Vec<String>, YamlIssue> {
+    let issue = |pos: Pos, message: String| YamlIssue {
+        line: pos.line,
+        column: pos.column,
+        message,
+    };
+    let mut scopes: Vec<(String, Pos)> = Vec::new();
+    match value {
+        Node::Scalar(s, pos) => scopes.extend(split_scopes(s).map(|s| (s.to_owned(), *pos))),
+        Node::Seq(items, _) => {
+            for item in items {
+                match item {
+                    Node::Scalar(s, pos) => {
+                        scopes.extend(split_scopes(s).map(|s| (s.to_owned(), *pos)))
+                    }
+                    other => {
+                        return Err(issue(
+                            other.pos(),
+                            format!("each scope must be a string, found {}", other.kind()),
+                        ))
+                    }
+                }
+            }
+        }
+        Node::Map(_, pos) => {
+            return Err(issue(
+                *pos,
+                "'scope' must be a string like 'email,profile' or a list".to_owned(),
+            ))
+        }
+    }
+    if scopes.len() > MAX_SCOPES {
+        return Err(issue(value.pos(), format!("more than {MAX_SCOPES} scopes")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(scopes.len());
+    for (scope, pos) in scopes {
+        // RFC 6749 section 3.3: a scope token is printable ASCII without space, '"' or '\'.
+        let valid = scope.len() <= MAX_SCOPE_LEN
+            && scope
+                .bytes()
+                .all(|c| (0x21..=0x7e).contains(&c) && c != b'"' && c != b'\\');
+        if !valid {
+            return Err(issue(pos, format!("'{scope}' is not a valid scope")));
+        }
+        if !out.contains(&scope) {
+            out.push(scope);
+        }
+    }
+    Ok(out)
+}
+
+fn split_scopes(s: &str) -> impl Iterator<Item = &str> {
+    s.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+}
+
+/// The candidate nearest to `input` by edit distance, when it is near enough to be a typo.
+pub fn closest<'a>(input: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (input.chars().count() / 3).max(1) + 1;
+    candidates
+        .map(|c| (levenshtein(input, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known() -> Vec<String> {
+        ["google", "facebook", "github", "microsoft", "slack"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    fn parse(src: &str) -> Result<Vec<Integration>, Vec<YamlIssue>> {
+        parse_integrations(src, known().as_slice())
+    }
+
+    #[test]
+    fn parses_the_seed_example() {
+        let src = "- provider: google\n  alias: google\n  scope: email\n  context: user\n\
+                   - provider: facebook\n  context: user\n  scope: email,publish_actions\n";
+        let list = parse(src).unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].alias.as_str(), "google");
+        assert_eq!(list[0].scope, vec!["email"]);
+        assert_eq!(list[1].alias.as_str(), "facebook");
+        assert_eq!(list[1].scope, vec!["email", "publish_actions"]);
+        assert_eq!(list[1].context, Context::User);
+    }
+
+    #[test]
+    fn scopes_accept_commas_spaces_and_lists() {
+        let src = "- provider: google\n  context: bot\n  scope: 'openid, email  profile'\n\
+                   - provider: github\n  context: user\n  scope: [repo, 'read:org']\n";
+        let list = parse(src).unwrap();
+        assert_eq!(list[0].scope, vec!["openid", "email", "profile"]);
+        assert_eq!(list[1].scope, vec!["repo", "read:org"]);
+        assert_eq!(list[0].context, Context::Bot);
+    }
+
+    #[test]
+    fn empty_file_is_no_integrations() {
+        assert_eq!(parse("").unwrap(), vec![]);
+        assert_eq!(parse("[]").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn unknown_provider_suggests_the_nearest() {
+        let issues = parse("- provider: gogle\n  context: user\n").unwrap_err();
+        assert_eq!(issues.len(), 1);
+        assert_eq!((issues[0].line, issues[0].column), (1, 13));
+        assert!(
+            issues[0].message.contains("did you mean 'google'"),
+            "{}",
+            issues[0].message
+        );
+    }
+
+    #[test]
+    fn every_problem_has_its_position() {
+        let src = "- provider: google\n  context: user\n  scopes: email\n\
+                   - provider: google\n  context: maybe\n\
+                   - alias: x\n  context: bot\n";
+        let issues = parse(src).unwrap_err();
+        let at: Vec<(usize, usize)> = issues.iter().map(|i| (i.line, i.column)).collect();
+        assert!(at.contains(&(3, 3)), "{issues:?}");
+        assert!(issues[0].message.contains("did you mean 'scope'"));
+        assert!(at.contains(&(5, 12)), "{issues:?}");
+        assert!(
+            issues.iter().any(|i| i.line == 6 && i.message.contains("'provider' is required")),
+            "{issues:?}"
+        );
+    }
+
+    #[test]
+    fn duplicate_aliases_are_refused() {
+        let src = "- provider: google\n  context: user\n- provider: google\n  context: bot\n";
+        let issues = parse(src).unwrap_err();
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].line, 3);
+        assert!(issues[0].message.contains("duplicate alias 'google'"));
+        let ok = "- provider: google\n  context: user\n- provider: google\n  alias: google_bot\n  context: bot\n";
+        assert_eq!(parse(ok).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn syntax_errors_carry_a_position() {
+        let issues = parse("- provider: google\n  context: [user\n").unwrap_err();
+        assert_eq!(issues.len(), 1);
+        assert!(issues[0].line >= 2, "{issues:?}");
+    }
+
+    #[test]
+    fn bad_shapes_and_values() {
+        assert!(parse("provider: google\ncontext: user\n").unwrap_err()[0]
+            .message
+            .contains("expected a list"));
+        assert!(parse("- provider: google\n  alias: Bad-Alias\n  context: user\n").is_err());
+        assert!(parse("- provider: google\n  context: user\n  scope: {a: b}\n").is_err());
+        assert!(parse("- provider: google\n  context: user\n  scope: 'a\"b'\n").is_err());
+        assert!(parse("- provider: google\n  provider: github\n  context: user\n").is_err());
+    }
+
+    #[test]
+    fn anchors_depth_and_size_are_bounded() {
+        let aliases = "- &a {provider: google, context: user}\n- *a\n";
+        assert!(parse(aliases).unwrap_err()[0]
+            .message
+            .contains("anchors"));
+        let deep = format!("{}1{}", "[".repeat(20), "]".repeat(20));
+        assert!(parse(&deep).unwrap_err()[0].message.contains("nesting"));
+        let big = format!("# {}\n[]", "x".repeat(MAX_FILE_BYTES));
+        assert!(parse(&big).unwrap_err()[0].message.contains("larger"));
+        let many = "- {provider: google, context: user}\n".repeat(MAX_ENTRIES + 1);
+        assert!(parse(&many).unwrap_err()[0].message.contains("more than"));
+    }
+
+    #[test]
+    fn closest_only_for_near_names() {
+        assert_eq!(closest("gthub", ["github", "google"].into_iter()), Some("github"));
+        assert_eq!(closest("dropbox", ["github", "google"].into_iter()), None);
+    }
+}

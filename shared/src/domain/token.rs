@@ -1,0 +1,174 @@
+//! Stored tokens: clear metadata the store can index, and the sealed secrets.
+
+use super::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
+use super::integrations::Context;
+use super::providers::UserInfo;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+use zeroize::Zeroize;
+
+/// Refresh this long before a token expires (security item 12: at least 60 s).
+pub const REFRESH_MARGIN_SECS: i64 = 120;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStatus {
+    Active,
+    /// The provider refused the refresh token for good (`invalid_grant`/`invalid_client`).
+    Revoked,
+}
+
+impl TokenStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenStatus::Active => "active",
+            TokenStatus::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "active" => Some(TokenStatus::Active),
+            "revoked" => Some(TokenStatus::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// Whose token it is: the bot's (bot context) or one user's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    Bot,
+    User(UserId),
+}
+
+impl Owner {
+    pub fn context(&self) -> Context {
+        match self {
+            Owner::Bot => Context::Bot,
+            Owner::User(_) => Context::User,
+        }
+    }
+
+    pub fn user_id(&self) -> Option<&UserId> {
+        match self {
+            Owner::Bot => None,
+            Owner::User(u) => Some(u),
+        }
+    }
+}
+
+/// A token as the store holds it. `sealed` is the only field with secrets in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub bot_id: BotId,
+    pub token_id: TokenId,
+    pub alias: Alias,
+    pub provider: ProviderName,
+    pub owner: Owner,
+    pub status: TokenStatus,
+    /// Unix seconds; `None` when the provider said the token does not expire.
+    pub expires_at: Option<i64>,
+    pub sealed: String,
+    /// Bumped by every write; the refresh commit is fenced on it (security item 13).
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TokenRecord {
+    /// Due for refresh: expired, or expiring within the margin.
+    pub fn refresh_due(&self, now: i64) -> bool {
+        self.expires_at
+            .is_some_and(|at| at <= now + REFRESH_MARGIN_SECS)
+    }
+}
+
+/// What is sealed: credentials and everything the provider said about the user.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TokenSecrets {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub token_type: String,
+    pub scopes: Vec<String>,
+    /// Other fields of the token answer that are not secrets (`id_token` is kept sealed here).
+    #[serde(default)]
+    pub other: Map<String, Value>,
+    pub uid: Option<String>,
+    pub info: UserInfo,
+    #[serde(default)]
+    pub raw_info: Value,
+}
+
+impl fmt::Debug for TokenSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSecrets")
+            .field("access_token", &"[redacted]")
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[redacted]"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for TokenSecrets {
+    fn drop(&mut self) {
+        self.access_token.zeroize();
+        self.refresh_token.zeroize();
+    }
+}
+
+/// A minted `oauth_link`: who may connect what, until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub link_id: LinkId,
+    pub bot_id: BotId,
+    pub alias: Alias,
+    pub owner: Owner,
+    pub expires_at: i64,
+    pub created_at: i64,
+}
+
+/// One authorization in progress, keyed by the hash of its `state`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    pub state_hash: String,
+    pub link_id: LinkId,
+    pub bot_id: BotId,
+    pub alias: Alias,
+    pub provider: ProviderName,
+    pub owner: Owner,
+    /// The PKCE verifier, sealed; `None` when the provider does not support PKCE.
+    pub sealed_verifier: Option<String>,
+    pub redirect_uri: String,
+    pub expires_at: i64,
+    pub created_at: i64,
+}
+
+/// A short-lived link to the bot builder's connect page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectSession {
+    pub session_id: LinkId,
+    pub bot_id: BotId,
+    pub expires_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = TokenSecrets {
+            access_token: "canary-access".into(),
+            refresh_token: Some("canary-refresh".into()),
+            token_type: "Bearer".into(),
+            scopes: vec![],
+            other: Map::new(),
+            uid: None,
+            info: UserInfo::default(),
+            raw_info: Value::Null,
+        };
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("canary"), "{printed}");
+    }
+}

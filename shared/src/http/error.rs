@@ -1,0 +1,160 @@
+//! The one error type of `/v1`: every 4xx/5xx is `{"error": {"code", "message", "details"}}`.
+//! 5xx answers say nothing of internals; they carry the request id, and the cause goes to the log.
+
+use crate::domain::integrations::YamlIssue;
+use crate::service::ServiceError;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+tokio::task_local! {
+    /// The current request's id, set by the request-id middleware.
+    pub static REQUEST_ID: String;
+}
+
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("a valid API key is required")]
+    Unauthorized,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{message}")]
+    Unprocessable {
+        code: &'static str,
+        message: String,
+        details: Vec<YamlIssue>,
+    },
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("expected Content-Type {expected}")]
+    UnsupportedMediaType { expected: &'static str },
+    #[error("the provider is unavailable")]
+    Unavailable { retry_after: u64 },
+    #[error("the provider failed")]
+    BadGateway,
+    #[error("internal error")]
+    Internal,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, snake_case.
+    pub code: String,
+    pub message: String,
+    pub details: Vec<YamlIssue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BadGateway => StatusCode::BAD_GATEWAY,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::BadRequest { code, .. }
+            | ApiError::Conflict { code, .. }
+            | ApiError::Unprocessable { code, .. } => code,
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            ApiError::Unavailable { .. } => "provider_unavailable",
+            ApiError::BadGateway => "provider_error",
+            ApiError::Internal => "internal_error",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let details = match &self {
+            ApiError::Unprocessable { details, .. } => details.clone(),
+            _ => Vec::new(),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_owned(),
+                message: self.to_string(),
+                details,
+                request_id: status.is_server_error().then(current_request_id).flatten(),
+            },
+        };
+        let mut resp = (status, Json(body)).into_response();
+        match self {
+            ApiError::Unauthorized => {
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::Unavailable { retry_after } => {
+                if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotFound { what } => ApiError::NotFound(what),
+            ServiceError::Conflict { code, message } => ApiError::Conflict { code, message },
+            ServiceError::Invalid {
+                code,
+                message,
+                details,
+            } => ApiError::Unprocessable {
+                code,
+                message,
+                details,
+            },
+            ServiceError::ProviderUnavailable { retry_after } => ApiError::Unavailable { retry_after },
+            ServiceError::Provider(source) => {
+                tracing::error!(error = %source, "provider call failed");
+                ApiError::BadGateway
+            }
+            ServiceError::Store(ref source) => {
+                tracing::error!(error = %source, cause = ?std::error::Error::source(source).map(ToString::to_string), "store failed");
+                ApiError::Internal
+            }
+            ServiceError::Seal(ref source) => {
+                tracing::error!(error = %source, "sealing failed");
+                ApiError::Internal
+            }
+            ServiceError::Decode(_) => {
+                tracing::error!("stored data could not be decoded");
+                ApiError::Internal
+            }
+        }
+    }
+}

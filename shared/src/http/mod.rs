@@ -1,0 +1,190 @@
+//! The HTTP surface: one router per Lambda function, merged by the local server, with the
+//! same limits, request ids and logging on each.
+
+pub mod api;
+pub mod browser;
+pub mod error;
+pub mod extract;
+pub mod pages;
+
+use crate::service::Service;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::OpenApi;
+
+pub type AppState = Arc<Service>;
+
+/// Largest request body (the integrations file's own limit).
+pub const JSON_BODY_LIMIT: usize = crate::domain::integrations::MAX_FILE_BYTES;
+pub const MAX_URI_LEN: usize = 4096;
+pub const MAX_HEADERS_BYTES: usize = 16 * 1024;
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Bot integrations service",
+        description = "OAuth connections for chatbots: integrations files, oauth_link, tokens and events. \
+                       Browser routes (/oauth/start, /oauth/callback, /connect) answer HTML and are not part of /v1.",
+        version = "1"
+    ),
+    modifiers(&SecuritySchemes),
+    tags((name = "operator", description = "Admin key"), (name = "bot", description = "A bot's own key"))
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        components.add_security_scheme(
+            "bot_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The `/v1` routes and their OpenAPI document, from the same annotations.
+pub fn api_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(api::router())
+        .split_for_parts()
+}
+
+/// The OpenAPI 3.1 document of `/v1`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_parts().1
+}
+
+/// The token API function: `/v1`, the connect page, `/openapi.json` and `/healthz`.
+pub fn token_api_router(state: AppState) -> Router {
+    let (api, doc) = api_parts();
+    let doc = Arc::new(doc);
+    let router = api
+        .merge(browser::connect_router())
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = Arc::clone(&doc);
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }));
+    finish(router, state)
+}
+
+/// The OAuth start function.
+pub fn start_router(state: AppState) -> Router {
+    finish(browser::start_router(), state)
+}
+
+/// The OAuth callback function.
+pub fn callback_router(state: AppState) -> Router {
+    finish(browser::callback_router(), state)
+}
+
+/// Every route on one port, as the local server serves them.
+pub fn local_router(state: AppState) -> Router {
+    let (api, doc) = api_parts();
+    let doc = Arc::new(doc);
+    let router = api
+        .merge(browser::connect_router())
+        .merge(browser::start_router())
+        .merge(browser::callback_router())
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = Arc::clone(&doc);
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }));
+    finish(router, state)
+}
+
+fn finish(router: Router<AppState>, state: AppState) -> Router {
+    router
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    // The route template, never the URI: query strings hold codes and states.
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("-", MatchedPath::as_str)
+                        .to_owned();
+                    let id = req
+                        .headers()
+                        .get(REQUEST_ID_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-")
+                        .to_owned();
+                    tracing::info_span!("request", method = %req.method(), route = %route, request_id = %id)
+                })
+                .on_request(())
+                .on_response(|resp: &Response, latency: Duration, _: &tracing::Span| {
+                    tracing::info!(status = resp.status().as_u16(), latency_ms = latency.as_millis() as u64, "answered");
+                })
+                .on_failure(()),
+        )
+        .layer(middleware::from_fn(request_context))
+        .with_state(state)
+}
+
+async fn not_found(req: Request) -> Response {
+    if req.uri().path().starts_with("/v1") {
+        error::ApiError::NotFound("route").into_response()
+    } else {
+        pages::page(StatusCode::NOT_FOUND, "Not found", "<p>There is nothing here.</p>")
+    }
+}
+
+fn acceptable_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    (!s.is_empty() && s.len() <= 64 && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
+        .then(|| s.to_owned())
+}
+
+/// Bounds the request line and headers, and gives every request an id that the logs,
+/// 5xx bodies and the `x-request-id` response header share.
+async fn request_context(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(acceptable_request_id)
+        .unwrap_or_else(|| crate::domain::ids::random_urlsafe(12));
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    let mut resp = if req.uri().to_string().len() > MAX_URI_LEN {
+        (StatusCode::URI_TOO_LONG, "URI too long").into_response()
+    } else if header_bytes > MAX_HEADERS_BYTES {
+        (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers too large").into_response()
+    } else {
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            req.headers_mut().insert(REQUEST_ID_HEADER, v);
+        }
+        error::REQUEST_ID.scope(id.clone(), next.run(req)).await
+    };
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    resp
+}

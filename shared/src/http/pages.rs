@@ -1,0 +1,162 @@
+//! HTML pages for people: the flow's outcome and the connect page. They never echo `code`
+//! or `state`, are never cached, and send no referrer.
+
+use crate::service::{ConnectRow, PageError};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+fn escape(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '&' => "&amp;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&#39;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// Headers every browser-facing answer carries, redirects included.
+pub fn protect(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"),
+    );
+}
+
+pub fn page(status: StatusCode, title: &str, body_html: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t}</title><style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}}\
+         h1{{font-size:1.4rem}}table{{border-collapse:collapse;width:100%}}td{{padding:.4rem 0}}\
+         button{{font-size:1rem;padding:.3rem .8rem}}</style></head><body><h1>{t}</h1>{body_html}</body></html>",
+        t = escape(title)
+    );
+    let mut resp = (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html,
+    )
+        .into_response();
+    protect(&mut resp);
+    resp
+}
+
+pub fn connected(provider: &str) -> Response {
+    page(
+        StatusCode::OK,
+        "Connected",
+        &format!(
+            "<p>Your {} account is connected. You can close this window and return to the chat.</p>",
+            escape(provider)
+        ),
+    )
+}
+
+pub fn redirect(location: &str) -> Response {
+    let mut resp = Response::new(axum::body::Body::empty());
+    *resp.status_mut() = StatusCode::FOUND;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    protect(&mut resp);
+    resp
+}
+
+pub fn connect_page(session: &str, bot: &str, rows: &[ConnectRow]) -> Response {
+    let mut body = format!(
+        "<p>Integrations of bot <strong>{}</strong> that are connected once for all its users.</p>",
+        escape(bot)
+    );
+    if rows.is_empty() {
+        body.push_str("<p>This bot's integrations file has no bot-context integrations.</p>");
+    } else {
+        body.push_str("<table>");
+        for r in rows {
+            let state = if r.connected { "connected" } else { "not connected" };
+            let action = if r.connected { "Reconnect" } else { "Connect" };
+            body.push_str(&format!(
+                "<tr><td><strong>{alias}</strong> ({provider})</td><td>{state}</td><td>\
+                 <form method=\"post\" action=\"/connect/{session}/{alias}\"><button type=\"submit\">{action}</button></form></td></tr>",
+                alias = escape(r.alias.as_str()),
+                provider = escape(r.provider.as_str()),
+                session = escape(session),
+            ));
+        }
+        body.push_str("</table>");
+    }
+    page(StatusCode::OK, "Connect integrations", &body)
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let ask_again = "<p>Please ask the bot for a new link and try again.</p>";
+        match self {
+            PageError::UnknownLink => page(StatusCode::NOT_FOUND, "Link not found", ask_again),
+            PageError::ExpiredLink => page(StatusCode::GONE, "This link has expired", ask_again),
+            PageError::UnknownState => page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in cannot be completed",
+                &format!("<p>The sign-in was already completed, or it was not started here.</p>{ask_again}"),
+            ),
+            PageError::ExpiredState => page(
+                StatusCode::GONE,
+                "This sign-in took too long",
+                &format!("<p>Sign-ins must be completed within 10 minutes.</p>{ask_again}"),
+            ),
+            PageError::Mismatch => page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in cannot be completed",
+                &format!("<p>The answer came from a different service than the one the sign-in started at.</p>{ask_again}"),
+            ),
+            PageError::BadRequest => page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in cannot be completed",
+                &format!("<p>The request is incomplete.</p>{ask_again}"),
+            ),
+            PageError::Declined { code } => {
+                let why = if code == "access_denied" {
+                    "You declined the request, so nothing was connected."
+                } else {
+                    "The service did not grant access, so nothing was connected."
+                };
+                page(
+                    StatusCode::FORBIDDEN,
+                    "Not connected",
+                    &format!("<p>{why}</p><p>If this was a mistake, ask the bot for a new link.</p>"),
+                )
+            }
+            PageError::ProviderFailed => page(
+                StatusCode::BAD_GATEWAY,
+                "Not connected",
+                &format!("<p>The service did not complete the sign-in.</p>{ask_again}"),
+            ),
+            PageError::Unavailable => page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not connected",
+                &format!("<p>The service is not reachable right now.</p>{ask_again}"),
+            ),
+            PageError::NotConfigured => page(
+                StatusCode::GONE,
+                "This integration is not available",
+                "<p>The bot no longer offers this integration, or it is not set up yet.</p>",
+            ),
+            PageError::Internal(e) => {
+                let id = super::error::current_request_id().unwrap_or_default();
+                tracing::error!(error = %e, source = ?std::error::Error::source(&e).map(ToString::to_string), "page failed");
+                page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    &format!("<p>Please try again later. Reference: <code>{}</code></p>", escape(&id)),
+                )
+            }
+        }
+    }
+}

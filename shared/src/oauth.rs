@@ -1,0 +1,469 @@
+//! Talking to providers: authorization URLs, code exchange, refresh, revocation, user info
+//! and OpenID Connect discovery, all on the `oauth2` crate over one shared HTTP client that
+//! follows no redirects, has timeouts, and reads bounded bodies.
+
+use crate::domain::providers::{Discovery, ProviderApp};
+use oauth2::basic::{
+    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
+    BasicTokenIntrospectionResponse, BasicTokenType,
+};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, ExtraTokenFields,
+    HttpRequest, HttpResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, RevocationUrl, Scope, StandardRevocableToken, StandardTokenResponse,
+    TokenResponse, TokenUrl,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// Largest provider answer read, in bytes.
+const MAX_PROVIDER_BODY: usize = 256 * 1024;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Fields of a token answer beyond the standard ones (`id_token`, Slack's `team`, ...).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OtherFields(pub Map<String, Value>);
+impl ExtraTokenFields for OtherFields {}
+
+type ProviderTokenResponse = StandardTokenResponse<OtherFields, BasicTokenType>;
+type BareClient = oauth2::Client<
+    BasicErrorResponse,
+    ProviderTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// `invalid_grant` / `invalid_client`: retrying cannot help.
+    #[error("the provider refused the grant ({code})")]
+    Final { code: String },
+    /// Another OAuth error answer.
+    #[error("the provider answered with error '{code}'")]
+    Refused { code: String },
+    /// Network failure, timeout, 429 or 5xx: may succeed later.
+    #[error("the provider is unavailable")]
+    Transient { retry_after: Option<u64> },
+    #[error("the provider's answer could not be understood: {0}")]
+    Malformed(String),
+    #[error("the provider is misconfigured: {0}")]
+    Config(String),
+}
+
+/// The HTTP client errors the `oauth2` crate sees.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("request failed")]
+    Request(#[source] reqwest::Error),
+    #[error("provider answered {status}")]
+    Unavailable {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    #[error("answer larger than {MAX_PROVIDER_BODY} bytes")]
+    TooLarge,
+}
+
+/// What a successful token request gave.
+pub struct GrantedToken {
+    pub access_token: SecretString,
+    pub refresh_token: Option<SecretString>,
+    pub token_type: String,
+    pub expires_in: Option<u64>,
+    pub scopes: Option<Vec<String>>,
+    pub other: Map<String, Value>,
+}
+
+/// A started authorization: where to send the browser and what to keep server side.
+pub struct Authorization {
+    pub url: url::Url,
+    pub pkce_verifier: Option<SecretString>,
+}
+
+#[derive(Clone)]
+pub struct ProviderHttp {
+    client: reqwest::Client,
+}
+
+/// The one HTTP client for provider calls: no redirects, timeouts, identifies itself
+/// (GitHub's API refuses requests without a User-Agent).
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .user_agent(concat!("bot-integrations/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, HttpError> {
+    if resp.content_length().is_some_and(|n| n > MAX_PROVIDER_BODY as u64) {
+        return Err(HttpError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(HttpError::Request)? {
+        if body.len() + chunk.len() > MAX_PROVIDER_BODY {
+            return Err(HttpError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn retry_after(resp: &reqwest::Response) -> Option<u64> {
+    resp.headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// GitHub and Slack answer some errors with `200 OK` and an error body; make those the
+/// `400` an OAuth client expects, with the standard code where one applies.
+fn normalise_error_body(body: &[u8]) -> Option<Vec<u8>> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let obj = v.as_object()?;
+    if obj.contains_key("access_token") {
+        return None;
+    }
+    let slack_failure = obj.get("ok") == Some(&Value::Bool(false));
+    let code = obj.get("error")?.as_str()?;
+    if !slack_failure && !obj.contains_key("error") {
+        return None;
+    }
+    let standard = match code {
+        "bad_verification_code" | "bad_refresh_token" | "invalid_refresh_token"
+        | "invalid_code" | "code_already_used" | "token_revoked" | "token_expired" => {
+            "invalid_grant"
+        }
+        "incorrect_client_credentials" | "invalid_client_id" | "bad_client_secret" => {
+            "invalid_client"
+        }
+        other => other,
+    };
+    serde_json::to_vec(&serde_json::json!({ "error": standard })).ok()
+}
+
+impl ProviderHttp {
+    pub fn new(client: reqwest::Client) -> Self {
+        Self { client }
+    }
+
+    /// Sends one request for the `oauth2` crate. 429 and 5xx become transient errors here,
+    /// so they are never mistaken for a provider's final answer.
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let (parts, body) = request.into_parts();
+        let resp = self
+            .client
+            .request(parts.method, parts.uri.to_string())
+            .headers(parts.headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| HttpError::Request(e.without_url()))?;
+        let status = resp.status();
+        if status.as_u16() == 429 || status.is_server_error() {
+            return Err(HttpError::Unavailable {
+                status: status.as_u16(),
+                retry_after: retry_after(&resp),
+            });
+        }
+        let headers = resp.headers().clone();
+        let mut body = read_limited(resp).await?;
+        let mut status = status;
+        if status.is_success() {
+            if let Some(error_body) = normalise_error_body(&body) {
+                body = error_body;
+                status = http::StatusCode::BAD_REQUEST;
+            }
+        }
+        let mut out = http::Response::builder().status(status);
+        if let Some(h) = out.headers_mut() {
+            *h = headers;
+            h.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+        }
+        out.body(body).map_err(|_| HttpError::TooLarge)
+    }
+
+    fn client(
+        app: &ProviderApp,
+        secret: Option<&SecretString>,
+        redirect_uri: &str,
+    ) -> Result<BareClient, ProviderError> {
+        let mut client = BareClient::new(ClientId::new(app.client_id.clone()))
+            .set_redirect_uri(
+                RedirectUrl::new(redirect_uri.to_owned())
+                    .map_err(|_| ProviderError::Config("redirect_uri".into()))?,
+            )
+            .set_auth_type(if app.client_auth_in_body {
+                AuthType::RequestBody
+            } else {
+                AuthType::BasicAuth
+            });
+        if let Some(s) = secret {
+            client = client.set_client_secret(ClientSecret::new(s.expose_secret().to_owned()));
+        }
+        Ok(client)
+    }
+
+    /// The authorization URL for a flow, with a fresh PKCE verifier where the provider
+    /// supports it (always S256).
+    pub fn authorize(
+        &self,
+        app: &ProviderApp,
+        redirect_uri: &str,
+        scopes: &[String],
+        state: &SecretString,
+    ) -> Result<Authorization, ProviderError> {
+        let auth_url = AuthUrl::new(app.authorize_url.clone())
+            .map_err(|_| ProviderError::Config("authorize_url".into()))?;
+        let client = Self::client(app, None, redirect_uri)?.set_auth_uri(auth_url);
+        let state = state.expose_secret().to_owned();
+        let mut req = client.authorize_url(move || CsrfToken::new(state));
+        let scope = scopes.join(&app.scope_separator);
+        if !scope.is_empty() {
+            req = req.add_scope(Scope::new(scope));
+        }
+        for (k, v) in &app.authorize_params {
+            req = req.add_extra_param(k.clone(), v.clone());
+        }
+        let mut verifier = None;
+        if app.pkce {
+            let (challenge, v) = PkceCodeChallenge::new_random_sha256_len(32);
+            req = req.set_pkce_challenge(challenge);
+            verifier = Some(SecretString::from(v.into_secret()));
+        }
+        let (url, _) = req.url();
+        Ok(Authorization {
+            url,
+            pkce_verifier: verifier,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(provider = %app.name))]
+    pub async fn exchange_code(
+        &self,
+        app: &ProviderApp,
+        secret: Option<&SecretString>,
+        redirect_uri: &str,
+        code: &SecretString,
+        verifier: Option<SecretString>,
+    ) -> Result<GrantedToken, ProviderError> {
+        let token_url = TokenUrl::new(app.token_url.clone())
+            .map_err(|_| ProviderError::Config("token_url".into()))?;
+        let client = Self::client(app, secret, redirect_uri)?.set_token_uri(token_url);
+        let mut req = client.exchange_code(AuthorizationCode::new(code.expose_secret().to_owned()));
+        if let Some(v) = verifier {
+            req = req.set_pkce_verifier(PkceCodeVerifier::new(v.expose_secret().to_owned()));
+        }
+        req.request_async(self).await.map(granted).map_err(classify)
+    }
+
+    #[tracing::instrument(skip_all, fields(provider = %app.name))]
+    pub async fn refresh(
+        &self,
+        app: &ProviderApp,
+        secret: Option<&SecretString>,
+        redirect_uri: &str,
+        refresh_token: &SecretString,
+    ) -> Result<GrantedToken, ProviderError> {
+        let token_url = TokenUrl::new(app.token_url.clone())
+            .map_err(|_| ProviderError::Config("token_url".into()))?;
+        let client = Self::client(app, secret, redirect_uri)?.set_token_uri(token_url);
+        let rt = RefreshToken::new(refresh_token.expose_secret().to_owned());
+        client
+            .exchange_refresh_token(&rt)
+            .request_async(self)
+            .await
+            .map(granted)
+            .map_err(classify)
+    }
+
+    /// RFC 7009 revocation of the refresh token (which ends the grant) or the access token.
+    #[tracing::instrument(skip_all, fields(provider = %app.name))]
+    pub async fn revoke(
+        &self,
+        app: &ProviderApp,
+        secret: Option<&SecretString>,
+        redirect_uri: &str,
+        access_token: &SecretString,
+        refresh_token: Option<&SecretString>,
+    ) -> Result<(), ProviderError> {
+        let Some(url) = &app.revocation_url else {
+            return Ok(());
+        };
+        let url = RevocationUrl::new(url.clone())
+            .map_err(|_| ProviderError::Config("revocation_url".into()))?;
+        let client = Self::client(app, secret, redirect_uri)?.set_revocation_url(url);
+        let token = match refresh_token {
+            Some(rt) => StandardRevocableToken::RefreshToken(RefreshToken::new(
+                rt.expose_secret().to_owned(),
+            )),
+            None => StandardRevocableToken::AccessToken(oauth2::AccessToken::new(
+                access_token.expose_secret().to_owned(),
+            )),
+        };
+        client
+            .revoke_token(token)
+            .map_err(|_| ProviderError::Config("revocation_url".into()))?
+            .request_async(self)
+            .await
+            .map_err(classify)
+    }
+
+    /// The provider's user-info answer for a fresh access token.
+    #[tracing::instrument(skip_all, fields(provider = %app.name))]
+    pub async fn user_info(
+        &self,
+        app: &ProviderApp,
+        access_token: &SecretString,
+    ) -> Result<Option<Value>, ProviderError> {
+        let Some(url) = &app.userinfo_url else {
+            return Ok(None);
+        };
+        let resp = self
+            .client
+            .get(url)
+            .bearer_auth(access_token.expose_secret())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|_| ProviderError::Transient { retry_after: None })?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(ProviderError::Refused {
+                code: format!("userinfo_http_{}", status.as_u16()),
+            });
+        }
+        let body = read_limited(resp)
+            .await
+            .map_err(|_| ProviderError::Malformed("user info".into()))?;
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|_| ProviderError::Malformed("user info is not JSON".into()))
+    }
+
+    /// Fetches and parses `{issuer}/.well-known/openid-configuration`.
+    pub async fn discover(&self, issuer: &url::Url) -> Result<Discovery, ProviderError> {
+        let base = issuer.as_str().trim_end_matches('/');
+        let url = format!("{base}/.well-known/openid-configuration");
+        let resp = self
+            .client
+            .get(&url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|_| ProviderError::Transient { retry_after: None })?;
+        if !resp.status().is_success() {
+            return Err(ProviderError::Config(format!(
+                "discovery at {url} answered {}",
+                resp.status().as_u16()
+            )));
+        }
+        let body = read_limited(resp)
+            .await
+            .map_err(|_| ProviderError::Malformed("discovery document".into()))?;
+        serde_json::from_slice(&body)
+            .map_err(|e| ProviderError::Config(format!("discovery document: {e}")))
+    }
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for ProviderHttp {
+    type Error = HttpError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<HttpResponse, HttpError>> + Send + 'c>,
+    >;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(self.send(request))
+    }
+}
+
+fn granted(t: ProviderTokenResponse) -> GrantedToken {
+    GrantedToken {
+        access_token: SecretString::from(t.access_token().secret().to_owned()),
+        refresh_token: t
+            .refresh_token()
+            .map(|r| SecretString::from(r.secret().to_owned())),
+        token_type: "Bearer".to_owned(),
+        expires_in: t.expires_in().map(|d| d.as_secs()),
+        scopes: t
+            .scopes()
+            .map(|s| s.iter().map(|s| s.to_string()).collect()),
+        other: t.extra_fields().0.clone(),
+    }
+}
+
+fn classify<RE>(e: RequestTokenError<HttpError, RE>) -> ProviderError
+where
+    RE: oauth2::ErrorResponse + 'static,
+    RE: ErrorCode,
+{
+    match e {
+        RequestTokenError::ServerResponse(r) => {
+            let code = r.code();
+            if code == "invalid_grant" || code == "invalid_client" {
+                ProviderError::Final { code }
+            } else {
+                ProviderError::Refused { code }
+            }
+        }
+        RequestTokenError::Request(HttpError::Unavailable { retry_after, .. }) => {
+            ProviderError::Transient { retry_after }
+        }
+        RequestTokenError::Request(HttpError::Request(_)) => {
+            ProviderError::Transient { retry_after: None }
+        }
+        RequestTokenError::Request(HttpError::TooLarge) => {
+            ProviderError::Malformed("answer too large".into())
+        }
+        RequestTokenError::Parse(_, _) => ProviderError::Malformed("token answer".into()),
+        RequestTokenError::Other(m) => ProviderError::Malformed(m),
+    }
+}
+
+/// The error code of an OAuth error answer, as a string.
+pub trait ErrorCode {
+    fn code(&self) -> String;
+}
+
+impl ErrorCode for BasicErrorResponse {
+    fn code(&self) -> String {
+        match self.error() {
+            BasicErrorResponseType::Extension(s) => s.clone(),
+            other => other.as_ref().to_owned(),
+        }
+    }
+}
+
+impl ErrorCode for BasicRevocationErrorResponse {
+    fn code(&self) -> String {
+        self.error().as_ref().to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_with_200_become_oauth_errors() {
+        let gh = normalise_error_body(br#"{"error":"bad_verification_code","error_description":"x"}"#)
+            .unwrap();
+        assert_eq!(gh, br#"{"error":"invalid_grant"}"#);
+        let slack = normalise_error_body(br#"{"ok":false,"error":"invalid_client_id"}"#).unwrap();
+        assert_eq!(slack, br#"{"error":"invalid_client"}"#);
+        assert!(normalise_error_body(br#"{"access_token":"a","token_type":"bearer"}"#).is_none());
+        assert!(normalise_error_body(b"not json").is_none());
+    }
+}

@@ -1,0 +1,192 @@
+//! What the service needs from the outside world. Each embedded adapter (SQLite, key file,
+//! events file) and each AWS adapter implements these; the routers only see the traits.
+
+use crate::domain::events::Event;
+use crate::domain::ids::{Alias, BotId, LinkId, ProviderName, TokenId};
+use crate::domain::integrations::Integration;
+use crate::domain::providers::ProviderApp;
+use crate::domain::token::{ConnectSession, Flow, Link, Owner, TokenRecord};
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use zeroize::Zeroizing;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage is unavailable")]
+    Unavailable(#[source] BoxError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Outcome of writing a freshly connected token.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SaveOutcome {
+    Saved,
+    /// Another token already holds this (bot, owner, alias): connect onto that id instead.
+    Taken(TokenId),
+}
+
+#[async_trait]
+pub trait BotStore: Send + Sync {
+    /// `false` when the bot exists already.
+    async fn create_bot(&self, bot: &BotId, key_hash: &str, now: i64) -> Result<bool, StoreError>;
+    /// `false` when there is no such bot.
+    async fn set_bot_key(&self, bot: &BotId, key_hash: &str) -> Result<bool, StoreError>;
+    async fn bot_key_hash(&self, bot: &BotId) -> Result<Option<String>, StoreError>;
+    async fn put_integrations(&self, bot: &BotId, list: &[Integration]) -> Result<(), StoreError>;
+    async fn integrations(&self, bot: &BotId) -> Result<Vec<Integration>, StoreError>;
+}
+
+#[async_trait]
+pub trait ProviderStore: Send + Sync {
+    async fn put_provider(
+        &self,
+        app: &ProviderApp,
+        sealed_secret: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// The app and its sealed client secret.
+    async fn provider(
+        &self,
+        name: &ProviderName,
+    ) -> Result<Option<(ProviderApp, Option<String>)>, StoreError>;
+    async fn providers(&self) -> Result<Vec<ProviderApp>, StoreError>;
+}
+
+#[async_trait]
+pub trait FlowStore: Send + Sync {
+    async fn put_link(&self, link: &Link) -> Result<(), StoreError>;
+    async fn link(&self, id: &LinkId) -> Result<Option<Link>, StoreError>;
+    async fn delete_link(&self, id: &LinkId) -> Result<(), StoreError>;
+    async fn put_flow(&self, flow: &Flow) -> Result<(), StoreError>;
+    /// Removes and returns the flow in one step, so a `state` is used at most once
+    /// even when two callbacks race (security item 1).
+    async fn take_flow(&self, state_hash: &str) -> Result<Option<Flow>, StoreError>;
+    async fn put_connect_session(&self, session: &ConnectSession) -> Result<(), StoreError>;
+    async fn connect_session(&self, id: &LinkId) -> Result<Option<ConnectSession>, StoreError>;
+}
+
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    async fn token(&self, bot: &BotId, id: &TokenId) -> Result<Option<TokenRecord>, StoreError>;
+    async fn token_id_for(
+        &self,
+        bot: &BotId,
+        owner: &Owner,
+        alias: &Alias,
+    ) -> Result<Option<TokenId>, StoreError>;
+    /// alias → token id, for `bot.tokens` (`Owner::Bot`) or one user's `user.tokens`.
+    async fn tokens_of(
+        &self,
+        bot: &BotId,
+        owner: &Owner,
+    ) -> Result<BTreeMap<Alias, TokenId>, StoreError>;
+    /// Inserts the token, or replaces the credentials of the same token id. Clears any lease.
+    async fn save_connected(&self, record: &TokenRecord) -> Result<SaveOutcome, StoreError>;
+    /// Removes the token; returns what was removed.
+    async fn delete_token(
+        &self,
+        bot: &BotId,
+        id: &TokenId,
+    ) -> Result<Option<TokenRecord>, StoreError>;
+    /// Takes the refresh lease when nobody holds an unexpired one (security item 13).
+    async fn acquire_lease(
+        &self,
+        bot: &BotId,
+        id: &TokenId,
+        holder: &str,
+        until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Writes refreshed credentials only if the stored version is still `expected_version`
+    /// and `holder` still holds the lease; bumps the version and releases the lease.
+    async fn commit_refresh(
+        &self,
+        record: &TokenRecord,
+        expected_version: i64,
+        holder: &str,
+    ) -> Result<bool, StoreError>;
+    async fn release_lease(&self, bot: &BotId, id: &TokenId, holder: &str) -> Result<(), StoreError>;
+}
+
+/// Everything the service stores.
+pub trait Store: BotStore + ProviderStore + FlowStore + TokenStore {}
+impl<T: BotStore + ProviderStore + FlowStore + TokenStore> Store for T {}
+
+/// What a sealed blob is for; part of the associated data, so a blob opens only for the
+/// record and purpose it was sealed for (security item 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Token,
+    ClientSecret,
+    PkceVerifier,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Token => "token",
+            Purpose::ClientSecret => "client_secret",
+            Purpose::PkceVerifier => "pkce_verifier",
+        }
+    }
+}
+
+/// Names the record a sealed blob belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct SealContext<'a> {
+    pub purpose: Purpose,
+    /// The bot, or `"-"` for records that belong to no bot (provider apps).
+    pub bot: &'a str,
+    pub record: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("the sealed data could not be opened")]
+    Open,
+    #[error("the sealed data names key '{0}', which is not available")]
+    UnknownKey(String),
+    #[error("the sealed data is malformed")]
+    Malformed,
+    #[error("the key service is unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+#[async_trait]
+pub trait Sealer: Send + Sync {
+    async fn seal(&self, plaintext: &[u8], ctx: SealContext<'_>) -> Result<String, SealError>;
+    async fn open(
+        &self,
+        sealed: &str,
+        ctx: SealContext<'_>,
+    ) -> Result<Zeroizing<Vec<u8>>, SealError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("events could not be delivered")]
+    Unavailable(#[source] BoxError),
+}
+
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    async fn publish(&self, events: &[Event]) -> Result<(), PublishError>;
+}
+
+/// Unix time, replaceable in tests.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> time::OffsetDateTime;
+    fn unix(&self) -> i64 {
+        self.now().unix_timestamp()
+    }
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc()
+    }
+}
