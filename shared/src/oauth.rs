@@ -10,7 +10,7 @@ use oauth2::basic::{
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, ExtraTokenFields,
     HttpRequest, HttpResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
-    RequestTokenError, RevocationUrl, Scope, StandardRevocableToken, StandardTokenResponse,
+    RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse,
     TokenResponse, TokenUrl,
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -289,36 +289,52 @@ impl ProviderHttp {
             .map_err(classify)
     }
 
-    /// RFC 7009 revocation of the refresh token (which ends the grant) or the access token.
+    /// RFC 7009 revocation of the refresh token (which ends the grant at most providers) or,
+    /// without one, the access token. Sent directly rather than through the `oauth2` crate,
+    /// which refuses plain-HTTP revocation URLs even on the loopback interface.
     #[tracing::instrument(skip_all, fields(provider = %app.name))]
     pub async fn revoke(
         &self,
         app: &ProviderApp,
         secret: Option<&SecretString>,
-        redirect_uri: &str,
         access_token: &SecretString,
         refresh_token: Option<&SecretString>,
     ) -> Result<(), ProviderError> {
         let Some(url) = &app.revocation_url else {
             return Ok(());
         };
-        let url = RevocationUrl::new(url.clone())
-            .map_err(|_| ProviderError::Config("revocation_url".into()))?;
-        let client = Self::client(app, secret, redirect_uri)?.set_revocation_url(url);
-        let token = match refresh_token {
-            Some(rt) => StandardRevocableToken::RefreshToken(RefreshToken::new(
-                rt.expose_secret().to_owned(),
-            )),
-            None => StandardRevocableToken::AccessToken(oauth2::AccessToken::new(
-                access_token.expose_secret().to_owned(),
-            )),
+        let (token, hint) = match refresh_token {
+            Some(rt) => (rt, "refresh_token"),
+            None => (access_token, "access_token"),
         };
-        client
-            .revoke_token(token)
-            .map_err(|_| ProviderError::Config("revocation_url".into()))?
-            .request_async(self)
+        let mut form: Vec<(&str, &str)> =
+            vec![("token", token.expose_secret()), ("token_type_hint", hint)];
+        let mut req = self.client.post(url);
+        match (app.client_auth_in_body, secret) {
+            (true, Some(s)) => {
+                form.push(("client_id", &app.client_id));
+                form.push(("client_secret", s.expose_secret()));
+            }
+            (false, Some(s)) => req = req.basic_auth(&app.client_id, Some(s.expose_secret())),
+            (_, None) => form.push(("client_id", &app.client_id)),
+        }
+        let resp = req
+            .form(&form)
+            .send()
             .await
-            .map_err(classify)
+            .map_err(|_| ProviderError::Transient { retry_after: None })?;
+        let status = resp.status();
+        if status.is_success() {
+            Ok(())
+        } else if status.as_u16() == 429 || status.is_server_error() {
+            Err(ProviderError::Transient {
+                retry_after: retry_after(&resp),
+            })
+        } else {
+            Err(ProviderError::Refused {
+                code: format!("revocation_http_{}", status.as_u16()),
+            })
+        }
     }
 
     /// The provider's user-info answer for a fresh access token.
@@ -446,11 +462,6 @@ impl ErrorCode for BasicErrorResponse {
     }
 }
 
-impl ErrorCode for BasicRevocationErrorResponse {
-    fn code(&self) -> String {
-        self.error().as_ref().to_owned()
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -1020,7 +1020,7 @@ impl Service {
         let refresh = secrets.refresh_token.clone().map(SecretString::from);
         if let Err(e) = self
             .http
-            .revoke(&app, client_secret.as_ref(), &self.redirect_uri(&app.name), &access, refresh.as_ref())
+            .revoke(&app, client_secret.as_ref(), &access, refresh.as_ref())
             .await
         {
             tracing::warn!(token_id = %record.token_id, provider = %app.name, error = %e, "revocation at the provider failed; the token is deleted here");

@@ -1,1 +1,6 @@
+//! End-to-end tests: the built local server and a real OAuth server, each a process.
 
+mod bad_input;
+mod concurrency;
+mod flow;
+mod refresh;

@@ -1,0 +1,152 @@
+// A local OAuth 2.0 / OpenID Connect provider: oauth2-mock-server's authorize, token,
+// userinfo and discovery endpoints, plus what the tests need to see and steer:
+//   - codes and refresh tokens work once (refresh tokens rotate), as at strict providers;
+//   - access and refresh tokens are recognisable canary values;
+//   - RFC 7009 revocation at /revoke invalidates the token it is given;
+//   - every request it handled is appended to PROVIDER_LOG (JSON lines);
+//   - POST /__control {"token_ttl": s, "refresh": "ok"|"unavailable", "revoke_all": true}.
+// Prints one line of JSON, {"issuer": "..."}, once it listens.
+import { OAuth2Issuer, OAuth2Service } from 'oauth2-mock-server';
+import { appendFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { randomUUID } from 'node:crypto';
+
+const host = process.env.PROVIDER_HOST ?? '127.0.0.1';
+const port = Number(process.env.PROVIDER_PORT ?? 0);
+const logPath = process.env.PROVIDER_LOG;
+const prefix = process.env.PROVIDER_TOKEN_PREFIX ?? 'demo';
+
+const settings = { token_ttl: Number(process.env.PROVIDER_TOKEN_TTL ?? 3600), refresh: 'ok' };
+const usedCodes = new Set();
+const liveRefreshTokens = new Set();
+const revoked = new Set();
+let issued = 0;
+
+const log = (entry) => {
+  if (logPath) appendFileSync(logPath, JSON.stringify({ at: Date.now(), ...entry }) + '\n');
+};
+
+const issuer = new OAuth2Issuer();
+await issuer.keys.generate('RS256');
+const service = new OAuth2Service(issuer);
+
+service.on('beforeAuthorizeRedirect', (redirect, req) => {
+  const q = new URL(req.url, 'http://provider').searchParams;
+  log({
+    endpoint: 'authorize',
+    client_id: q.get('client_id'),
+    redirect_uri: q.get('redirect_uri'),
+    scope: q.get('scope'),
+    code_challenge_method: q.get('code_challenge_method'),
+    has_state: q.has('state'),
+  });
+});
+
+service.on('beforeResponse', (response, req) => {
+  const body = req.body ?? {};
+  const grant = body.grant_type;
+  const refuse = (error) => {
+    response.statusCode = 400;
+    response.body = { error };
+    log({ endpoint: 'token', grant_type: grant, status: 400, error });
+  };
+  if (grant === 'authorization_code') {
+    if (usedCodes.has(body.code)) return refuse('invalid_grant');
+    usedCodes.add(body.code);
+  }
+  if (grant === 'refresh_token') {
+    if (settings.refresh === 'unavailable') {
+      response.statusCode = 503;
+      response.body = { error: 'temporarily_unavailable' };
+      log({ endpoint: 'token', grant_type: grant, status: 503 });
+      return;
+    }
+    if (!liveRefreshTokens.has(body.refresh_token)) return refuse('invalid_grant');
+    liveRefreshTokens.delete(body.refresh_token);
+  }
+  issued += 1;
+  response.body.access_token = `${prefix}-access-${issued}-${randomUUID()}`;
+  response.body.refresh_token = `${prefix}-refresh-${issued}-${randomUUID()}`;
+  response.body.expires_in = settings.token_ttl;
+  liveRefreshTokens.add(response.body.refresh_token);
+  log({
+    endpoint: 'token',
+    grant_type: grant,
+    status: 200,
+    redirect_uri: body.redirect_uri,
+    has_code_verifier: typeof body.code_verifier === 'string',
+    access_token: response.body.access_token,
+    refresh_token: response.body.refresh_token,
+  });
+});
+
+service.on('beforeUserinfo', (response, req) => {
+  const auth = req.headers.authorization ?? '';
+  const token = auth.replace(/^Bearer /i, '');
+  if (revoked.has(token)) {
+    response.statusCode = 401;
+    response.body = { error: 'invalid_token' };
+  } else {
+    response.body = {
+      sub: 'user-1',
+      name: 'Ada Lovelace',
+      given_name: 'Ada',
+      family_name: 'Lovelace',
+      email: 'ada@example.test',
+      picture: 'https://example.test/ada.png',
+    };
+  }
+  log({ endpoint: 'userinfo', status: response.statusCode });
+});
+
+const readBody = (req) =>
+  new Promise((resolve, reject) => {
+    let data = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk) => {
+      data += chunk;
+      if (data.length > 65536) reject(new Error('body too large'));
+    });
+    req.on('end', () => resolve(data));
+    req.on('error', reject);
+  });
+
+const server = createServer(async (req, res) => {
+  const path = new URL(req.url, 'http://provider').pathname;
+  try {
+    if (req.method === 'POST' && path === '/__control') {
+      const change = JSON.parse((await readBody(req)) || '{}');
+      if (change.token_ttl !== undefined) settings.token_ttl = Number(change.token_ttl);
+      if (change.refresh !== undefined) settings.refresh = change.refresh;
+      if (change.revoke_all) liveRefreshTokens.clear();
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(settings));
+      return;
+    }
+    if (req.method === 'POST' && path === '/revoke') {
+      const form = new URLSearchParams(await readBody(req));
+      const token = form.get('token') ?? '';
+      liveRefreshTokens.delete(token);
+      revoked.add(token);
+      log({ endpoint: 'revoke', token, token_type_hint: form.get('token_type_hint') });
+      res.writeHead(200);
+      res.end();
+      return;
+    }
+  } catch (e) {
+    res.writeHead(400, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: 'invalid_request' }));
+    return;
+  }
+  service.requestHandler(req, res);
+});
+
+server.listen(port, host, () => {
+  const address = server.address();
+  issuer.url = `http://${host}:${address.port}`;
+  console.log(JSON.stringify({ issuer: issuer.url }));
+});
+
+const stop = () => server.close(() => process.exit(0));
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
