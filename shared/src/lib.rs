@@ -5,6 +5,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod adapters;
+#[cfg(any(test, feature = "contract-tests"))]
+pub mod contract;
 pub mod domain;
 pub mod http;
 pub mod oauth;

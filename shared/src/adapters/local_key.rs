@@ -195,3 +195,53 @@ impl Sealer for LocalKeySealer {
         open_with(&dek, &body, &aad)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract;
+    use crate::ports::Purpose;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let sealer = LocalKeySealer::open_or_create(&dir.path().join("k")).unwrap();
+        contract::sealer_binds_each_blob_to_its_record(Arc::new(sealer)).await;
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_key_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        LocalKeySealer::open_or_create(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = LocalKeySealer::open_or_create(&path).err().unwrap();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn keys_rotate_and_old_blobs_still_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let old = LocalKeySealer::open_or_create(&path).unwrap();
+        let ctx = SealContext { purpose: Purpose::Token, bot: "acme", record: "tok_1" };
+        let sealed_old = old.seal(b"secret", ctx).await.unwrap();
+
+        // The operator adds a key and makes it active.
+        let mut file: KeyFile = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        file.keys.insert("k-next".into(), STANDARD.encode([7u8; 32]));
+        file.active = "k-next".into();
+        std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
+        let rotated = LocalKeySealer::open_or_create(&path).unwrap();
+        let sealed_new = rotated.seal(b"secret", ctx).await.unwrap();
+        assert!(sealed_new.starts_with("v1.k-next."));
+        assert_eq!(rotated.open(&sealed_old, ctx).await.unwrap().as_slice(), b"secret");
+
+        // A blob naming a key the file no longer has fails clearly.
+        assert!(matches!(old.open(&sealed_new, ctx).await, Err(SealError::UnknownKey(k)) if k == "k-next"));
+    }
+}

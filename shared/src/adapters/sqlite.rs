@@ -555,3 +555,62 @@ impl TokenStore for SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract;
+    use crate::ports::Store;
+
+    fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("db.sqlite3")).unwrap();
+        (dir, Arc::new(s))
+    }
+
+    #[tokio::test]
+    async fn bots_and_integrations() {
+        let (_d, s) = store();
+        contract::store_bots_and_integrations(s).await;
+    }
+
+    #[tokio::test]
+    async fn providers() {
+        let (_d, s) = store();
+        contract::store_providers(s).await;
+    }
+
+    #[tokio::test]
+    async fn links_and_flows() {
+        let (_d, s) = store();
+        contract::store_links_and_flows(s).await;
+    }
+
+    #[tokio::test]
+    async fn tokens_are_isolated() {
+        let (_d, s) = store();
+        contract::store_tokens_are_isolated_per_bot_and_owner(s).await;
+    }
+
+    #[tokio::test]
+    async fn refresh_lease() {
+        let (_d, s) = store();
+        contract::store_refresh_lease_and_fenced_commit(s).await;
+    }
+
+    #[tokio::test]
+    async fn two_processes_share_one_file_and_migrations_run_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let first = SqliteStore::open(&path).unwrap();
+        let second = SqliteStore::open(&path).unwrap();
+        let b = BotId::parse("acme").unwrap();
+        assert!(first.create_bot(&b, "h", 1).await.unwrap());
+        assert!(!second.create_bot(&b, "h", 1).await.unwrap());
+        let version: usize = second
+            .run(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+    }
+}

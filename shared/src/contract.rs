@@ -1,0 +1,247 @@
+//! One contract suite per port. Every implementation runs the same suite: the embedded ones
+//! in this crate's tests, the AWS ones against an emulator.
+
+use crate::domain::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
+use crate::domain::integrations::{Context, Integration};
+use crate::domain::providers::ProviderAppInput;
+use crate::domain::token::{Flow, Link, Owner, TokenRecord, TokenStatus};
+use crate::ports::{Purpose, SaveOutcome, SealContext, Sealer, Store};
+use std::sync::Arc;
+
+fn bot(id: &str) -> BotId {
+    BotId::parse(id).unwrap_or_else(|e| unreachable!("{e}"))
+}
+
+fn alias(a: &str) -> Alias {
+    Alias::parse(a).unwrap_or_else(|e| unreachable!("{e}"))
+}
+
+fn user(u: &str) -> Owner {
+    Owner::User(UserId::parse(u).unwrap_or_else(|e| unreachable!("{e}")))
+}
+
+fn record(b: &BotId, owner: Owner, a: &str, sealed: &str) -> TokenRecord {
+    TokenRecord {
+        bot_id: b.clone(),
+        token_id: TokenId::generate(),
+        alias: alias(a),
+        provider: ProviderName::parse("google").unwrap_or_else(|e| unreachable!("{e}")),
+        owner,
+        status: TokenStatus::Active,
+        expires_at: Some(1_000),
+        sealed: sealed.to_owned(),
+        version: 0,
+        created_at: 10,
+        updated_at: 10,
+    }
+}
+
+/// A unique bot id per run, so suites can share an emulator.
+fn fresh_bot(prefix: &str) -> BotId {
+    bot(&format!("{prefix}-{}", crate::domain::ids::random_urlsafe(6).to_lowercase().replace(['-', '_'], "x")))
+}
+
+pub async fn store_bots_and_integrations(store: Arc<dyn Store>) {
+    let b = fresh_bot("bots");
+    assert!(store.create_bot(&b, "hash-1", 1).await.unwrap());
+    assert!(!store.create_bot(&b, "hash-2", 2).await.unwrap(), "a bot is created once");
+    assert_eq!(store.bot_key_hash(&b).await.unwrap().as_deref(), Some("hash-1"));
+    assert!(store.set_bot_key(&b, "hash-3").await.unwrap());
+    assert_eq!(store.bot_key_hash(&b).await.unwrap().as_deref(), Some("hash-3"));
+    let nobody = fresh_bot("nobody");
+    assert!(!store.set_bot_key(&nobody, "x").await.unwrap());
+    assert_eq!(store.bot_key_hash(&nobody).await.unwrap(), None);
+
+    assert!(store.integrations(&b).await.unwrap().is_empty());
+    let list = vec![Integration {
+        alias: alias("cal"),
+        provider: ProviderName::parse("google").unwrap_or_else(|e| unreachable!("{e}")),
+        scope: vec!["email".into()],
+        context: Context::User,
+    }];
+    store.put_integrations(&b, &list).await.unwrap();
+    assert_eq!(store.integrations(&b).await.unwrap(), list);
+    store.put_integrations(&b, &[]).await.unwrap();
+    assert!(store.integrations(&b).await.unwrap().is_empty());
+}
+
+pub async fn store_providers(store: Arc<dyn Store>) {
+    let name = ProviderName::parse("github").unwrap_or_else(|e| unreachable!("{e}"));
+    let input: ProviderAppInput =
+        serde_json::from_value(serde_json::json!({"client_id": "id-1"})).unwrap();
+    let app = input.resolve(&name, None).unwrap();
+    store.put_provider(&app, Some("sealed-secret")).await.unwrap();
+    let (got, secret) = store.provider(&name).await.unwrap().unwrap();
+    assert_eq!(got, app);
+    assert_eq!(secret.as_deref(), Some("sealed-secret"));
+    let mut changed = app.clone();
+    changed.client_id = "id-2".into();
+    store.put_provider(&changed, None).await.unwrap();
+    let (got, secret) = store.provider(&name).await.unwrap().unwrap();
+    assert_eq!((got.client_id.as_str(), secret), ("id-2", None));
+    assert!(store.providers().await.unwrap().iter().any(|p| p.name == name));
+    let missing = ProviderName::parse("nobody_here").unwrap_or_else(|e| unreachable!("{e}"));
+    assert!(store.provider(&missing).await.unwrap().is_none());
+}
+
+pub async fn store_links_and_flows(store: Arc<dyn Store>) {
+    let b = fresh_bot("flows");
+    assert!(store.create_bot(&b, "h", 1).await.unwrap());
+    let link = Link {
+        link_id: LinkId::generate(),
+        bot_id: b.clone(),
+        alias: alias("cal"),
+        owner: user("u-1"),
+        expires_at: 2_000,
+        created_at: 1_000,
+    };
+    store.put_link(&link).await.unwrap();
+    assert_eq!(store.link(&link.link_id).await.unwrap(), Some(link.clone()));
+    store.delete_link(&link.link_id).await.unwrap();
+    assert_eq!(store.link(&link.link_id).await.unwrap(), None);
+
+    let flow = Flow {
+        state_hash: crate::domain::ids::sha256_hex(&crate::domain::ids::random_urlsafe(32)),
+        link_id: link.link_id.clone(),
+        bot_id: b.clone(),
+        alias: alias("cal"),
+        provider: ProviderName::parse("google").unwrap_or_else(|e| unreachable!("{e}")),
+        owner: Owner::Bot,
+        sealed_verifier: Some("sealed".into()),
+        redirect_uri: "https://svc.example/oauth/callback/google".into(),
+        expires_at: 1_600,
+        created_at: 1_000,
+    };
+    store.put_flow(&flow).await.unwrap();
+    // Ten callbacks race for one state: exactly one gets the flow.
+    let takers = (0..10).map(|_| {
+        let store = Arc::clone(&store);
+        let h = flow.state_hash.clone();
+        tokio::spawn(async move { store.take_flow(&h).await.unwrap() })
+    });
+    let mut won = Vec::new();
+    for t in takers {
+        if let Some(f) = t.await.unwrap() {
+            won.push(f);
+        }
+    }
+    assert_eq!(won, vec![flow.clone()]);
+    assert_eq!(store.take_flow(&flow.state_hash).await.unwrap(), None);
+}
+
+pub async fn store_tokens_are_isolated_per_bot_and_owner(store: Arc<dyn Store>) {
+    let a = fresh_bot("tenant-a");
+    let b = fresh_bot("tenant-b");
+    for x in [&a, &b] {
+        assert!(store.create_bot(x, "h", 1).await.unwrap());
+    }
+    let t_user = record(&a, user("u-1"), "cal", "sealed-1");
+    let t_other_user = record(&a, user("u-2"), "cal", "sealed-2");
+    let t_bot = record(&a, Owner::Bot, "cal", "sealed-3");
+    for t in [&t_user, &t_other_user, &t_bot] {
+        assert_eq!(store.save_connected(t).await.unwrap(), SaveOutcome::Saved);
+    }
+    assert_eq!(store.token(&a, &t_user.token_id).await.unwrap(), Some(t_user.clone()));
+    // Another bot cannot read, list, lease or delete it.
+    assert_eq!(store.token(&b, &t_user.token_id).await.unwrap(), None);
+    assert!(store.tokens_of(&b, &user("u-1")).await.unwrap().is_empty());
+    assert!(!store.acquire_lease(&b, &t_user.token_id, "x", 100, 1).await.unwrap());
+    assert_eq!(store.delete_token(&b, &t_user.token_id).await.unwrap(), None);
+    assert!(store.token(&a, &t_user.token_id).await.unwrap().is_some());
+
+    let mine = store.tokens_of(&a, &user("u-1")).await.unwrap();
+    assert_eq!(mine.get(&alias("cal")), Some(&t_user.token_id));
+    assert_eq!(mine.len(), 1);
+    let bots = store.tokens_of(&a, &Owner::Bot).await.unwrap();
+    assert_eq!(bots.get(&alias("cal")), Some(&t_bot.token_id));
+    assert_eq!(
+        store.token_id_for(&a, &user("u-2"), &alias("cal")).await.unwrap(),
+        Some(t_other_user.token_id.clone())
+    );
+
+    // A second token for the same owner and alias is refused with the holder's id...
+    let dup = record(&a, user("u-1"), "cal", "sealed-4");
+    assert_eq!(
+        store.save_connected(&dup).await.unwrap(),
+        SaveOutcome::Taken(t_user.token_id.clone())
+    );
+    // ...and connecting onto that id replaces the credentials and keeps created_at.
+    let mut again = t_user.clone();
+    again.sealed = "sealed-5".into();
+    again.created_at = 99;
+    again.updated_at = 50;
+    assert_eq!(store.save_connected(&again).await.unwrap(), SaveOutcome::Saved);
+    let stored = store.token(&a, &t_user.token_id).await.unwrap().unwrap();
+    assert_eq!((stored.sealed.as_str(), stored.created_at, stored.updated_at), ("sealed-5", 10, 50));
+    assert!(stored.version > t_user.version);
+
+    let deleted = store.delete_token(&a, &t_user.token_id).await.unwrap();
+    assert_eq!(deleted.map(|d| d.token_id), Some(t_user.token_id.clone()));
+    assert_eq!(store.delete_token(&a, &t_user.token_id).await.unwrap(), None);
+    assert!(store.tokens_of(&a, &user("u-1")).await.unwrap().is_empty());
+}
+
+pub async fn store_refresh_lease_and_fenced_commit(store: Arc<dyn Store>) {
+    let a = fresh_bot("lease");
+    assert!(store.create_bot(&a, "h", 1).await.unwrap());
+    let t = record(&a, user("u-1"), "cal", "sealed-1");
+    store.save_connected(&t).await.unwrap();
+    let read = store.token(&a, &t.token_id).await.unwrap().unwrap();
+
+    assert!(store.acquire_lease(&a, &t.token_id, "one", 130, 100).await.unwrap());
+    assert!(!store.acquire_lease(&a, &t.token_id, "two", 131, 101).await.unwrap(), "lease is exclusive");
+    let mut next = read.clone();
+    next.sealed = "sealed-2".into();
+    next.updated_at = 102;
+    assert!(!store.commit_refresh(&next, read.version, "two").await.unwrap(), "only the holder commits");
+    assert!(!store.commit_refresh(&next, read.version + 7, "one").await.unwrap(), "fenced on the version");
+    assert!(store.commit_refresh(&next, read.version, "one").await.unwrap());
+    let after = store.token(&a, &t.token_id).await.unwrap().unwrap();
+    assert_eq!(after.sealed, "sealed-2");
+    assert!(after.version > read.version);
+    assert!(!store.commit_refresh(&next, read.version, "one").await.unwrap(), "a commit is not repeated");
+
+    // The commit released the lease; an abandoned lease expires.
+    assert!(store.acquire_lease(&a, &t.token_id, "two", 200, 150).await.unwrap());
+    assert!(!store.acquire_lease(&a, &t.token_id, "three", 210, 199).await.unwrap());
+    assert!(store.acquire_lease(&a, &t.token_id, "three", 260, 200).await.unwrap());
+    store.release_lease(&a, &t.token_id, "two").await.unwrap();
+    assert!(!store.acquire_lease(&a, &t.token_id, "four", 270, 201).await.unwrap(), "only the holder releases");
+    store.release_lease(&a, &t.token_id, "three").await.unwrap();
+    assert!(store.acquire_lease(&a, &t.token_id, "four", 270, 201).await.unwrap());
+
+    // Reconnecting bumps the version, so a refresh that read before it cannot commit.
+    let before_reconnect = store.token(&a, &t.token_id).await.unwrap().unwrap();
+    store.save_connected(&before_reconnect).await.unwrap();
+    assert!(store.acquire_lease(&a, &t.token_id, "five", 300, 280).await.unwrap());
+    assert!(!store.commit_refresh(&next, before_reconnect.version, "five").await.unwrap());
+}
+
+fn ctx<'a>(purpose: Purpose, bot: &'a str, record: &'a str) -> SealContext<'a> {
+    SealContext { purpose, bot, record }
+}
+
+pub async fn sealer_binds_each_blob_to_its_record(sealer: Arc<dyn Sealer>) {
+    let plain = b"canary-plaintext-token";
+    let here = ctx(Purpose::Token, "acme", "tok_1");
+    let a = sealer.seal(plain, here).await.unwrap();
+    let b = sealer.seal(plain, here).await.unwrap();
+    assert_ne!(a, b, "every seal uses a fresh data key and nonce");
+    assert!(!a.contains("canary"));
+    assert_eq!(sealer.open(&a, here).await.unwrap().as_slice(), plain);
+    for other in [
+        ctx(Purpose::Token, "acme", "tok_2"),
+        ctx(Purpose::Token, "beta", "tok_1"),
+        ctx(Purpose::ClientSecret, "acme", "tok_1"),
+    ] {
+        assert!(sealer.open(&a, other).await.is_err(), "opened under {other:?}");
+    }
+    // Any changed byte is an error, never a fallback.
+    let mut tampered = a.clone().into_bytes();
+    let i = tampered.len() - 5;
+    tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    assert!(sealer.open(&tampered, here).await.is_err());
+    assert!(sealer.open("v1.nope", here).await.is_err());
+    assert!(sealer.open("", here).await.is_err());
+}
