@@ -25,7 +25,12 @@ fn local_server_binary() -> anyhow::Result<PathBuf> {
     BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let out = std::process::Command::new(cargo)
-            .args(["build", "-p", "local-server", "--message-format=json-render-diagnostics"])
+            .args([
+                "build",
+                "-p",
+                "local-server",
+                "--message-format=json-render-diagnostics",
+            ])
             .current_dir(workspace_root())
             .stderr(Stdio::inherit())
             .output()
@@ -271,7 +276,10 @@ impl World {
             .error_for_status()?
             .json()
             .await?;
-        let bot_key = created["api_key"].as_str().context("no api_key")?.to_owned();
+        let bot_key = created["api_key"]
+            .as_str()
+            .context("no api_key")?
+            .to_owned();
         let world = Self {
             dir,
             provider,
@@ -285,7 +293,11 @@ impl World {
             .body(INTEGRATIONS)
             .send()
             .await?;
-        anyhow::ensure!(resp.status() == 200, "integrations upload: {}", resp.text().await?);
+        anyhow::ensure!(
+            resp.status() == 200,
+            "integrations upload: {}",
+            resp.text().await?
+        );
         Ok(world)
     }
 
@@ -300,7 +312,11 @@ impl World {
             .bearer_auth(&self.bot_key)
     }
 
-    pub async fn bot_json(&self, method: reqwest::Method, path: &str) -> anyhow::Result<(u16, Value)> {
+    pub async fn bot_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> anyhow::Result<(u16, Value)> {
         let resp = self.bot(method, path).send().await?;
         let status = resp.status().as_u16();
         Ok((status, resp.json().await.unwrap_or(Value::Null)))
@@ -325,7 +341,10 @@ impl World {
     /// redirected to, without visiting it.
     pub async fn authorize(&self, start_url: &str) -> anyhow::Result<String> {
         let to_provider = location(self.http.get(start_url).send().await?)?;
-        anyhow::ensure!(to_provider.starts_with(&self.provider.issuer), "start went to {to_provider}");
+        anyhow::ensure!(
+            to_provider.starts_with(&self.provider.issuer),
+            "start went to {to_provider}"
+        );
         location(self.http.get(&to_provider).send().await?)
     }
 

@@ -1,6 +1,8 @@
 //! One contract suite per port. Every implementation runs the same suite: the embedded ones
 //! in this crate's tests, the AWS ones against an emulator.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use crate::domain::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
 use crate::domain::integrations::{Context, Integration};
 use crate::domain::providers::ProviderAppInput;
@@ -38,16 +40,30 @@ fn record(b: &BotId, owner: Owner, a: &str, sealed: &str) -> TokenRecord {
 
 /// A unique bot id per run, so suites can share an emulator.
 fn fresh_bot(prefix: &str) -> BotId {
-    bot(&format!("{prefix}-{}", crate::domain::ids::random_urlsafe(6).to_lowercase().replace(['-', '_'], "x")))
+    bot(&format!(
+        "{prefix}-{}",
+        crate::domain::ids::random_urlsafe(6)
+            .to_lowercase()
+            .replace(['-', '_'], "x")
+    ))
 }
 
 pub async fn store_bots_and_integrations(store: Arc<dyn Store>) {
     let b = fresh_bot("bots");
     assert!(store.create_bot(&b, "hash-1", 1).await.unwrap());
-    assert!(!store.create_bot(&b, "hash-2", 2).await.unwrap(), "a bot is created once");
-    assert_eq!(store.bot_key_hash(&b).await.unwrap().as_deref(), Some("hash-1"));
+    assert!(
+        !store.create_bot(&b, "hash-2", 2).await.unwrap(),
+        "a bot is created once"
+    );
+    assert_eq!(
+        store.bot_key_hash(&b).await.unwrap().as_deref(),
+        Some("hash-1")
+    );
     assert!(store.set_bot_key(&b, "hash-3").await.unwrap());
-    assert_eq!(store.bot_key_hash(&b).await.unwrap().as_deref(), Some("hash-3"));
+    assert_eq!(
+        store.bot_key_hash(&b).await.unwrap().as_deref(),
+        Some("hash-3")
+    );
     let nobody = fresh_bot("nobody");
     assert!(!store.set_bot_key(&nobody, "x").await.unwrap());
     assert_eq!(store.bot_key_hash(&nobody).await.unwrap(), None);
@@ -70,7 +86,10 @@ pub async fn store_providers(store: Arc<dyn Store>) {
     let input: ProviderAppInput =
         serde_json::from_value(serde_json::json!({"client_id": "id-1"})).unwrap();
     let app = input.resolve(&name, None).unwrap();
-    store.put_provider(&app, Some("sealed-secret")).await.unwrap();
+    store
+        .put_provider(&app, Some("sealed-secret"))
+        .await
+        .unwrap();
     let (got, secret) = store.provider(&name).await.unwrap().unwrap();
     assert_eq!(got, app);
     assert_eq!(secret.as_deref(), Some("sealed-secret"));
@@ -79,7 +98,12 @@ pub async fn store_providers(store: Arc<dyn Store>) {
     store.put_provider(&changed, None).await.unwrap();
     let (got, secret) = store.provider(&name).await.unwrap().unwrap();
     assert_eq!((got.client_id.as_str(), secret), ("id-2", None));
-    assert!(store.providers().await.unwrap().iter().any(|p| p.name == name));
+    assert!(store
+        .providers()
+        .await
+        .unwrap()
+        .iter()
+        .any(|p| p.name == name));
     let missing = ProviderName::parse("nobody_here").unwrap_or_else(|e| unreachable!("{e}"));
     assert!(store.provider(&missing).await.unwrap().is_none());
 }
@@ -141,12 +165,21 @@ pub async fn store_tokens_are_isolated_per_bot_and_owner(store: Arc<dyn Store>) 
     for t in [&t_user, &t_other_user, &t_bot] {
         assert_eq!(store.save_connected(t).await.unwrap(), SaveOutcome::Saved);
     }
-    assert_eq!(store.token(&a, &t_user.token_id).await.unwrap(), Some(t_user.clone()));
+    assert_eq!(
+        store.token(&a, &t_user.token_id).await.unwrap(),
+        Some(t_user.clone())
+    );
     // Another bot cannot read, list, lease or delete it.
     assert_eq!(store.token(&b, &t_user.token_id).await.unwrap(), None);
     assert!(store.tokens_of(&b, &user("u-1")).await.unwrap().is_empty());
-    assert!(!store.acquire_lease(&b, &t_user.token_id, "x", 100, 1).await.unwrap());
-    assert_eq!(store.delete_token(&b, &t_user.token_id).await.unwrap(), None);
+    assert!(!store
+        .acquire_lease(&b, &t_user.token_id, "x", 100, 1)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.delete_token(&b, &t_user.token_id).await.unwrap(),
+        None
+    );
     assert!(store.token(&a, &t_user.token_id).await.unwrap().is_some());
 
     let mine = store.tokens_of(&a, &user("u-1")).await.unwrap();
@@ -155,7 +188,10 @@ pub async fn store_tokens_are_isolated_per_bot_and_owner(store: Arc<dyn Store>) 
     let bots = store.tokens_of(&a, &Owner::Bot).await.unwrap();
     assert_eq!(bots.get(&alias("cal")), Some(&t_bot.token_id));
     assert_eq!(
-        store.token_id_for(&a, &user("u-2"), &alias("cal")).await.unwrap(),
+        store
+            .token_id_for(&a, &user("u-2"), &alias("cal"))
+            .await
+            .unwrap(),
         Some(t_other_user.token_id.clone())
     );
 
@@ -170,14 +206,23 @@ pub async fn store_tokens_are_isolated_per_bot_and_owner(store: Arc<dyn Store>) 
     again.sealed = "sealed-5".into();
     again.created_at = 99;
     again.updated_at = 50;
-    assert_eq!(store.save_connected(&again).await.unwrap(), SaveOutcome::Saved);
+    assert_eq!(
+        store.save_connected(&again).await.unwrap(),
+        SaveOutcome::Saved
+    );
     let stored = store.token(&a, &t_user.token_id).await.unwrap().unwrap();
-    assert_eq!((stored.sealed.as_str(), stored.created_at, stored.updated_at), ("sealed-5", 10, 50));
+    assert_eq!(
+        (stored.sealed.as_str(), stored.created_at, stored.updated_at),
+        ("sealed-5", 10, 50)
+    );
     assert!(stored.version > t_user.version);
 
     let deleted = store.delete_token(&a, &t_user.token_id).await.unwrap();
     assert_eq!(deleted.map(|d| d.token_id), Some(t_user.token_id.clone()));
-    assert_eq!(store.delete_token(&a, &t_user.token_id).await.unwrap(), None);
+    assert_eq!(
+        store.delete_token(&a, &t_user.token_id).await.unwrap(),
+        None
+    );
     assert!(store.tokens_of(&a, &user("u-1")).await.unwrap().is_empty());
 }
 
@@ -188,37 +233,95 @@ pub async fn store_refresh_lease_and_fenced_commit(store: Arc<dyn Store>) {
     store.save_connected(&t).await.unwrap();
     let read = store.token(&a, &t.token_id).await.unwrap().unwrap();
 
-    assert!(store.acquire_lease(&a, &t.token_id, "one", 130, 100).await.unwrap());
-    assert!(!store.acquire_lease(&a, &t.token_id, "two", 131, 101).await.unwrap(), "lease is exclusive");
+    assert!(store
+        .acquire_lease(&a, &t.token_id, "one", 130, 100)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .acquire_lease(&a, &t.token_id, "two", 131, 101)
+            .await
+            .unwrap(),
+        "lease is exclusive"
+    );
     let mut next = read.clone();
     next.sealed = "sealed-2".into();
     next.updated_at = 102;
-    assert!(!store.commit_refresh(&next, read.version, "two").await.unwrap(), "only the holder commits");
-    assert!(!store.commit_refresh(&next, read.version + 7, "one").await.unwrap(), "fenced on the version");
-    assert!(store.commit_refresh(&next, read.version, "one").await.unwrap());
+    assert!(
+        !store
+            .commit_refresh(&next, read.version, "two")
+            .await
+            .unwrap(),
+        "only the holder commits"
+    );
+    assert!(
+        !store
+            .commit_refresh(&next, read.version + 7, "one")
+            .await
+            .unwrap(),
+        "fenced on the version"
+    );
+    assert!(store
+        .commit_refresh(&next, read.version, "one")
+        .await
+        .unwrap());
     let after = store.token(&a, &t.token_id).await.unwrap().unwrap();
     assert_eq!(after.sealed, "sealed-2");
     assert!(after.version > read.version);
-    assert!(!store.commit_refresh(&next, read.version, "one").await.unwrap(), "a commit is not repeated");
+    assert!(
+        !store
+            .commit_refresh(&next, read.version, "one")
+            .await
+            .unwrap(),
+        "a commit is not repeated"
+    );
 
     // The commit released the lease; an abandoned lease expires.
-    assert!(store.acquire_lease(&a, &t.token_id, "two", 200, 150).await.unwrap());
-    assert!(!store.acquire_lease(&a, &t.token_id, "three", 210, 199).await.unwrap());
-    assert!(store.acquire_lease(&a, &t.token_id, "three", 260, 200).await.unwrap());
+    assert!(store
+        .acquire_lease(&a, &t.token_id, "two", 200, 150)
+        .await
+        .unwrap());
+    assert!(!store
+        .acquire_lease(&a, &t.token_id, "three", 210, 199)
+        .await
+        .unwrap());
+    assert!(store
+        .acquire_lease(&a, &t.token_id, "three", 260, 200)
+        .await
+        .unwrap());
     store.release_lease(&a, &t.token_id, "two").await.unwrap();
-    assert!(!store.acquire_lease(&a, &t.token_id, "four", 270, 201).await.unwrap(), "only the holder releases");
+    assert!(
+        !store
+            .acquire_lease(&a, &t.token_id, "four", 270, 201)
+            .await
+            .unwrap(),
+        "only the holder releases"
+    );
     store.release_lease(&a, &t.token_id, "three").await.unwrap();
-    assert!(store.acquire_lease(&a, &t.token_id, "four", 270, 201).await.unwrap());
+    assert!(store
+        .acquire_lease(&a, &t.token_id, "four", 270, 201)
+        .await
+        .unwrap());
 
     // Reconnecting bumps the version, so a refresh that read before it cannot commit.
     let before_reconnect = store.token(&a, &t.token_id).await.unwrap().unwrap();
     store.save_connected(&before_reconnect).await.unwrap();
-    assert!(store.acquire_lease(&a, &t.token_id, "five", 300, 280).await.unwrap());
-    assert!(!store.commit_refresh(&next, before_reconnect.version, "five").await.unwrap());
+    assert!(store
+        .acquire_lease(&a, &t.token_id, "five", 300, 280)
+        .await
+        .unwrap());
+    assert!(!store
+        .commit_refresh(&next, before_reconnect.version, "five")
+        .await
+        .unwrap());
 }
 
 fn ctx<'a>(purpose: Purpose, bot: &'a str, record: &'a str) -> SealContext<'a> {
-    SealContext { purpose, bot, record }
+    SealContext {
+        purpose,
+        bot,
+        record,
+    }
 }
 
 pub async fn sealer_binds_each_blob_to_its_record(sealer: Arc<dyn Sealer>) {
@@ -234,7 +337,10 @@ pub async fn sealer_binds_each_blob_to_its_record(sealer: Arc<dyn Sealer>) {
         ctx(Purpose::Token, "beta", "tok_1"),
         ctx(Purpose::ClientSecret, "acme", "tok_1"),
     ] {
-        assert!(sealer.open(&a, other).await.is_err(), "opened under {other:?}");
+        assert!(
+            sealer.open(&a, other).await.is_err(),
+            "opened under {other:?}"
+        );
     }
     // Any changed byte is an error, never a fallback.
     let mut tampered = a.clone().into_bytes();

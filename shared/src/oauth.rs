@@ -10,8 +10,8 @@ use oauth2::basic::{
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, ExtraTokenFields,
     HttpRequest, HttpResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
-    RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse,
-    TokenResponse, TokenUrl,
+    RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse,
+    TokenUrl,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -102,7 +102,10 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
 }
 
 async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, HttpError> {
-    if resp.content_length().is_some_and(|n| n > MAX_PROVIDER_BODY as u64) {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_PROVIDER_BODY as u64)
+    {
         return Err(HttpError::TooLarge);
     }
     let mut body = Vec::new();
@@ -139,10 +142,13 @@ fn normalise_error_body(body: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let standard = match code {
-        "bad_verification_code" | "bad_refresh_token" | "invalid_refresh_token"
-        | "invalid_code" | "code_already_used" | "token_revoked" | "token_expired" => {
-            "invalid_grant"
-        }
+        "bad_verification_code"
+        | "bad_refresh_token"
+        | "invalid_refresh_token"
+        | "invalid_code"
+        | "code_already_used"
+        | "token_revoked"
+        | "token_expired" => "invalid_grant",
         "incorrect_client_credentials" | "invalid_client_id" | "bad_client_secret" => {
             "invalid_client"
         }
@@ -462,15 +468,15 @@ impl ErrorCode for BasicErrorResponse {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn error_bodies_with_200_become_oauth_errors() {
-        let gh = normalise_error_body(br#"{"error":"bad_verification_code","error_description":"x"}"#)
-            .unwrap();
+        let gh =
+            normalise_error_body(br#"{"error":"bad_verification_code","error_description":"x"}"#)
+                .unwrap();
         assert_eq!(gh, br#"{"error":"invalid_grant"}"#);
         let slack = normalise_error_body(br#"{"ok":false,"error":"invalid_client_id"}"#).unwrap();
         assert_eq!(slack, br#"{"error":"invalid_client"}"#);

@@ -107,7 +107,12 @@ pub trait TokenStore: Send + Sync {
         expected_version: i64,
         holder: &str,
     ) -> Result<bool, StoreError>;
-    async fn release_lease(&self, bot: &BotId, id: &TokenId, holder: &str) -> Result<(), StoreError>;
+    async fn release_lease(
+        &self,
+        bot: &BotId,
+        id: &TokenId,
+        holder: &str,
+    ) -> Result<(), StoreError>;
 }
 
 /// Everything the service stores.

@@ -37,7 +37,8 @@ fn to_json(y: &Yaml) -> Option<Value> {
 pub fn parse_providers_file(
     text: &str,
 ) -> Result<Vec<(ProviderName, ProviderAppInput)>, ProvidersFileError> {
-    let docs = YamlLoader::load_from_str(text).map_err(|e| ProvidersFileError::Syntax(e.to_string()))?;
+    let docs =
+        YamlLoader::load_from_str(text).map_err(|e| ProvidersFileError::Syntax(e.to_string()))?;
     let Some(doc) = docs.first() else {
         return Ok(Vec::new());
     };

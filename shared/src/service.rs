@@ -15,8 +15,7 @@ use crate::domain::token::{
 };
 use crate::oauth::{GrantedToken, ProviderError, ProviderHttp};
 use crate::ports::{
-    Clock, EventPublisher, Purpose, SaveOutcome, SealContext, SealError, Sealer, Store,
-    StoreError,
+    Clock, EventPublisher, Purpose, SaveOutcome, SealContext, SealError, Sealer, Store, StoreError,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -115,6 +114,8 @@ pub enum AuthError {
     Unauthorized,
     /// A valid key of another bot: answered like a missing resource.
     OtherBot,
+    /// The key could not be checked (storage fault).
+    Unavailable,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -228,7 +229,10 @@ pub struct Service {
 fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -290,9 +294,14 @@ impl Service {
 
     /// Checks a bot key for `path_bot`. Keys name their bot, so a key of another bot is told
     /// apart from a wrong key without a lookup by key.
-    pub async fn authenticate_bot(&self, path_bot: &str, presented: &str) -> Result<BotId, AuthError> {
+    pub async fn authenticate_bot(
+        &self,
+        path_bot: &str,
+        presented: &str,
+    ) -> Result<BotId, AuthError> {
         let mut parts = presented.splitn(3, '.');
-        let (Some(BOT_KEY_PREFIX), Some(claimed), Some(_)) = (parts.next(), parts.next(), parts.next())
+        let (Some(BOT_KEY_PREFIX), Some(claimed), Some(_)) =
+            (parts.next(), parts.next(), parts.next())
         else {
             return Err(AuthError::Unauthorized);
         };
@@ -310,7 +319,7 @@ impl Service {
                 Ok(None) => return Err(AuthError::Unauthorized),
                 Err(e) => {
                     tracing::error!(error = %e, "bot key lookup failed");
-                    return Err(AuthError::Unauthorized);
+                    return Err(AuthError::Unavailable);
                 }
             };
             if !bool::from(stored.as_bytes().ct_eq(hash.as_bytes())) {
@@ -375,12 +384,17 @@ impl Service {
             Some(issuer) => {
                 let url = check_endpoint("issuer", issuer).map_err(config_error)?;
                 Some(self.http.discover(&url).await.map_err(|e| {
-                    invalid("discovery_failed", format!("OpenID Connect discovery failed: {e}"))
+                    invalid(
+                        "discovery_failed",
+                        format!("OpenID Connect discovery failed: {e}"),
+                    )
                 })?)
             }
             None => None,
         };
-        let app = input.resolve(name, discovery.as_ref()).map_err(config_error)?;
+        let app = input
+            .resolve(name, discovery.as_ref())
+            .map_err(config_error)?;
         let sealed = match &input.client_secret {
             Some(secret) => Some(
                 self.sealer
@@ -471,7 +485,11 @@ impl Service {
             .collect())
     }
 
-    async fn integration(&self, bot: &BotId, alias: &Alias) -> Result<Option<Integration>, ServiceError> {
+    async fn integration(
+        &self,
+        bot: &BotId,
+        alias: &Alias,
+    ) -> Result<Option<Integration>, ServiceError> {
         Ok(self
             .store
             .integrations(bot)
@@ -547,7 +565,11 @@ impl Service {
     /// `GET /oauth/start/{link}`: records a flow and answers the provider's URL.
     pub async fn start(&self, link_id: &str) -> Result<Url, PageError> {
         let link_id = LinkId::parse(link_id).map_err(|_| PageError::UnknownLink)?;
-        let link = self.store.link(&link_id).await?.ok_or(PageError::UnknownLink)?;
+        let link = self
+            .store
+            .link(&link_id)
+            .await?
+            .ok_or(PageError::UnknownLink)?;
         let now = self.clock.unix();
         if link.expires_at <= now {
             return Err(PageError::ExpiredLink);
@@ -564,7 +586,12 @@ impl Service {
         let redirect_uri = self.redirect_uri(&app.name);
         let auth = self
             .http
-            .authorize(&app, &redirect_uri, &app.scope_param(&integration.scope), &state)
+            .authorize(
+                &app,
+                &redirect_uri,
+                &app.scope_param(&integration.scope),
+                &state,
+            )
             .map_err(|e| PageError::Internal(ServiceError::Provider(e)))?;
         let state_hash = sha256_hex(state.expose_secret());
         let sealed_verifier = match &auth.pkce_verifier {
@@ -640,8 +667,15 @@ impl Service {
                 .take(64)
                 .collect();
             tracing::info!(bot_id = %flow.bot_id, alias = %flow.alias, error = %code, "provider reported an error");
-            self.emit(EventKind::OauthFailed, &flow.bot_id, &flow.alias, &flow.provider, &flow.owner, None)
-                .await;
+            self.emit(
+                EventKind::OauthFailed,
+                &flow.bot_id,
+                &flow.alias,
+                &flow.provider,
+                &flow.owner,
+                None,
+            )
+            .await;
             return Err(PageError::Declined { code });
         }
         let code = params.code.as_ref().ok_or(PageError::BadRequest)?;
@@ -677,8 +711,15 @@ impl Service {
             Ok(g) => g,
             Err(e) => {
                 tracing::warn!(bot_id = %flow.bot_id, alias = %flow.alias, error = %e, "code exchange failed");
-                self.emit(EventKind::OauthFailed, &flow.bot_id, &flow.alias, &flow.provider, &flow.owner, None)
-                    .await;
+                self.emit(
+                    EventKind::OauthFailed,
+                    &flow.bot_id,
+                    &flow.alias,
+                    &flow.provider,
+                    &flow.owner,
+                    None,
+                )
+                .await;
                 return Err(match e {
                     ProviderError::Transient { .. } => PageError::Unavailable,
                     _ => PageError::ProviderFailed,
@@ -710,8 +751,15 @@ impl Service {
             .await?;
         self.store.delete_link(&flow.link_id).await?;
         tracing::info!(bot_id = %flow.bot_id, alias = %flow.alias, %token_id, "token stored");
-        self.emit(EventKind::Token, &flow.bot_id, &flow.alias, &flow.provider, &flow.owner, Some(&token_id))
-            .await;
+        self.emit(
+            EventKind::Token,
+            &flow.bot_id,
+            &flow.alias,
+            &flow.provider,
+            &flow.owner,
+            Some(&token_id),
+        )
+        .await;
         Ok(Connected {
             alias: flow.alias,
             provider: flow.provider,
@@ -726,7 +774,8 @@ impl Service {
         secrets: TokenSecrets,
         now: i64,
     ) -> Result<TokenId, ServiceError> {
-        let plain = zeroize::Zeroizing::new(serde_json::to_vec(&secrets).map_err(ServiceError::Decode)?);
+        let plain =
+            zeroize::Zeroizing::new(serde_json::to_vec(&secrets).map_err(ServiceError::Decode)?);
         let mut token_id = self
             .store
             .token_id_for(&flow.bot_id, &flow.owner, &flow.alias)
@@ -743,7 +792,10 @@ impl Service {
                 owner: flow.owner.clone(),
                 status: TokenStatus::Active,
                 expires_at: expiry(app, granted.expires_in, now),
-                sealed: self.sealer.seal(&plain, token_ctx(&flow.bot_id, &token_id)).await?,
+                sealed: self
+                    .sealer
+                    .seal(&plain, token_ctx(&flow.bot_id, &token_id))
+                    .await?,
                 version: 0,
                 created_at: now,
                 updated_at: now,
@@ -830,7 +882,11 @@ impl Service {
 
     /// `get_access_token`: the warm path is one store read and one decryption; a token due
     /// for refresh is refreshed under the lease first.
-    pub async fn access_token(&self, bot: &BotId, id: &str) -> Result<AccessTokenView, ServiceError> {
+    pub async fn access_token(
+        &self,
+        bot: &BotId,
+        id: &str,
+    ) -> Result<AccessTokenView, ServiceError> {
         let record = self.record(bot, id).await?;
         if record.status == TokenStatus::Revoked {
             return Ok(revoked());
@@ -858,7 +914,13 @@ impl Service {
             let now = self.clock.unix();
             if self
                 .store
-                .acquire_lease(&record.bot_id, &record.token_id, &holder, now + LEASE_SECS, now)
+                .acquire_lease(
+                    &record.bot_id,
+                    &record.token_id,
+                    &holder,
+                    now + LEASE_SECS,
+                    now,
+                )
                 .await?
             {
                 // Re-read under the lease: another holder may have refreshed meanwhile.
@@ -939,7 +1001,12 @@ impl Service {
         let now = self.clock.unix();
         let outcome = self
             .http
-            .refresh(&app, client_secret.as_ref(), &self.redirect_uri(&app.name), &refresh_token)
+            .refresh(
+                &app,
+                client_secret.as_ref(),
+                &self.redirect_uri(&app.name),
+                &refresh_token,
+            )
             .await;
         let mut next = fresh.clone();
         next.updated_at = now;
@@ -956,9 +1023,18 @@ impl Service {
                     secrets.other.insert(k.clone(), v.clone());
                 }
                 next.expires_at = expiry(&app, g.expires_in, now);
-                let plain = zeroize::Zeroizing::new(serde_json::to_vec(&secrets).map_err(ServiceError::Decode)?);
-                next.sealed = self.sealer.seal(&plain, token_ctx(&next.bot_id, &next.token_id)).await?;
-                if !self.store.commit_refresh(&next, fresh.version, holder).await? {
+                let plain = zeroize::Zeroizing::new(
+                    serde_json::to_vec(&secrets).map_err(ServiceError::Decode)?,
+                );
+                next.sealed = self
+                    .sealer
+                    .seal(&plain, token_ctx(&next.bot_id, &next.token_id))
+                    .await?;
+                if !self
+                    .store
+                    .commit_refresh(&next, fresh.version, holder)
+                    .await?
+                {
                     return Ok(None);
                 }
                 tracing::info!(bot_id = %next.bot_id, token_id = %next.token_id, "token refreshed");
@@ -966,12 +1042,23 @@ impl Service {
             }
             Err(ProviderError::Final { code }) => {
                 next.status = TokenStatus::Revoked;
-                if !self.store.commit_refresh(&next, fresh.version, holder).await? {
+                if !self
+                    .store
+                    .commit_refresh(&next, fresh.version, holder)
+                    .await?
+                {
                     return Ok(None);
                 }
                 tracing::warn!(bot_id = %next.bot_id, token_id = %next.token_id, %code, "refresh refused for good; token revoked");
-                self.emit(EventKind::TokenRevoked, &next.bot_id, &next.alias, &next.provider, &next.owner, Some(&next.token_id))
-                    .await;
+                self.emit(
+                    EventKind::TokenRevoked,
+                    &next.bot_id,
+                    &next.alias,
+                    &next.provider,
+                    &next.owner,
+                    Some(&next.token_id),
+                )
+                .await;
                 Ok(Some(revoked()))
             }
             Err(ProviderError::Transient { retry_after }) => {
@@ -994,8 +1081,15 @@ impl Service {
         };
         tracing::info!(bot_id = %bot, token_id = %id, "token deleted");
         self.revoke_at_provider(&record).await;
-        self.emit(EventKind::TokenDeleted, &record.bot_id, &record.alias, &record.provider, &record.owner, Some(&record.token_id))
-            .await;
+        self.emit(
+            EventKind::TokenDeleted,
+            &record.bot_id,
+            &record.alias,
+            &record.provider,
+            &record.owner,
+            Some(&record.token_id),
+        )
+        .await;
         Ok(true)
     }
 
@@ -1044,7 +1138,11 @@ impl Service {
 
     async fn session(&self, id: &str) -> Result<ConnectSession, PageError> {
         let id = LinkId::parse(id).map_err(|_| PageError::UnknownLink)?;
-        let s = self.store.connect_session(&id).await?.ok_or(PageError::UnknownLink)?;
+        let s = self
+            .store
+            .connect_session(&id)
+            .await?
+            .ok_or(PageError::UnknownLink)?;
         if s.expires_at <= self.clock.unix() {
             return Err(PageError::ExpiredLink);
         }
@@ -1077,7 +1175,9 @@ impl Service {
             .create_link(&s.bot_id, &alias, None)
             .await
             .map_err(|e| match e {
-                ServiceError::Invalid { .. } | ServiceError::Conflict { .. } => PageError::NotConfigured,
+                ServiceError::Invalid { .. } | ServiceError::Conflict { .. } => {
+                    PageError::NotConfigured
+                }
                 other => PageError::Internal(other),
             })?;
         let link_id = link.url.rsplit('/').next().unwrap_or_default().to_owned();
@@ -1135,14 +1235,22 @@ struct GrantedParts {
 fn granted_parts(g: &GrantedToken, requested: Vec<String>) -> GrantedParts {
     GrantedParts {
         access_token: g.access_token.expose_secret().to_owned(),
-        refresh_token: g.refresh_token.as_ref().map(|r| r.expose_secret().to_owned()),
+        refresh_token: g
+            .refresh_token
+            .as_ref()
+            .map(|r| r.expose_secret().to_owned()),
         token_type: g.token_type.clone(),
         scopes: g.scopes.clone().unwrap_or(requested),
         other: g.other.clone(),
     }
 }
 
-fn secrets_from(g: GrantedParts, uid: Option<String>, info: UserInfo, raw_info: Value) -> TokenSecrets {
+fn secrets_from(
+    g: GrantedParts,
+    uid: Option<String>,
+    info: UserInfo,
+    raw_info: Value,
+) -> TokenSecrets {
     TokenSecrets {
         access_token: g.access_token,
         refresh_token: g.refresh_token,

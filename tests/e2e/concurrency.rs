@@ -50,7 +50,12 @@ async fn fifty_callers_of_an_expired_token_cause_one_refresh() -> anyhow::Result
         assert_eq!(body["access_token"], fresh);
     }
     // The rotated refresh token was stored: it is what the token now holds.
-    let (_, full) = w.bot_json(Method::GET, &format!("/tokens/{token_id}")).await?;
-    assert_eq!(full["credentials"]["refresh_token"], refreshes[0]["refresh_token"]);
+    let (_, full) = w
+        .bot_json(Method::GET, &format!("/tokens/{token_id}"))
+        .await?;
+    assert_eq!(
+        full["credentials"]["refresh_token"],
+        refreshes[0]["refresh_token"]
+    );
     Ok(())
 }

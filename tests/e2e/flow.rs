@@ -10,7 +10,10 @@ async fn a_user_token_from_link_to_deletion() -> anyhow::Result<()> {
 
     // oauth_link("demo") → the provider → the callback.
     let link = w.mint_link("demo", Some("u-1")).await?;
-    assert!(link.starts_with(&format!("{}/oauth/start/", w.server.base)), "{link}");
+    assert!(
+        link.starts_with(&format!("{}/oauth/start/", w.server.base)),
+        "{link}"
+    );
     let start = w.http.get(&link).send().await?;
     assert_eq!(start.status(), 302);
     assert_eq!(start.headers()["cache-control"], "no-store");
@@ -19,7 +22,10 @@ async fn a_user_token_from_link_to_deletion() -> anyhow::Result<()> {
     let q: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
     assert_eq!(q["response_type"], "code");
     assert_eq!(q["client_id"], "demo-client");
-    assert_eq!(q["redirect_uri"], format!("{}/oauth/callback/demo", w.server.base));
+    assert_eq!(
+        q["redirect_uri"],
+        format!("{}/oauth/callback/demo", w.server.base)
+    );
     assert_eq!(q["scope"], "openid email profile");
     assert_eq!(q["code_challenge_method"], "S256");
     assert!(q["state"].len() >= 43, "state has fewer than 256 bits");
@@ -30,7 +36,10 @@ async fn a_user_token_from_link_to_deletion() -> anyhow::Result<()> {
     let exchanges = w.provider.token_requests("authorization_code");
     assert_eq!(exchanges.len(), 1);
     assert_eq!(exchanges[0]["has_code_verifier"], true);
-    assert_eq!(exchanges[0]["redirect_uri"].as_str(), Some(q["redirect_uri"].as_str()));
+    assert_eq!(
+        exchanges[0]["redirect_uri"].as_str(),
+        Some(q["redirect_uri"].as_str())
+    );
 
     // The event carries ids only.
     let event = &w.server.events_of("token:demo")[0];
@@ -47,7 +56,9 @@ async fn a_user_token_from_link_to_deletion() -> anyhow::Result<()> {
     assert_eq!(bot_tokens["tokens"], serde_json::json!({}));
 
     // get_token_info, normalised from the provider's user info.
-    let (s, info) = w.bot_json(Method::GET, &format!("/tokens/{token_id}/info")).await?;
+    let (s, info) = w
+        .bot_json(Method::GET, &format!("/tokens/{token_id}/info"))
+        .await?;
     assert_eq!(s, 200);
     assert_eq!(info["first_name"], "Ada");
     assert_eq!(info["last_name"], "Lovelace");
@@ -56,14 +67,18 @@ async fn a_user_token_from_link_to_deletion() -> anyhow::Result<()> {
 
     // get_access_token: the token the provider issued, with no refresh.
     let issued = w.provider.token_requests("authorization_code")[0]["access_token"].clone();
-    let (s, at) = w.bot_json(Method::GET, &format!("/tokens/{token_id}/access-token")).await?;
+    let (s, at) = w
+        .bot_json(Method::GET, &format!("/tokens/{token_id}/access-token"))
+        .await?;
     assert_eq!(s, 200);
     assert_eq!(at["status"], "valid");
     assert_eq!(at["access_token"], issued);
     assert!(w.provider.token_requests("refresh_token").is_empty());
 
     // get_full_token, shaped like the Ueberauth struct.
-    let (s, full) = w.bot_json(Method::GET, &format!("/tokens/{token_id}")).await?;
+    let (s, full) = w
+        .bot_json(Method::GET, &format!("/tokens/{token_id}"))
+        .await?;
     assert_eq!(s, 200);
     assert_eq!(full["id"], token_id.as_str());
     assert_eq!(full["uid"], "user-1");
@@ -71,11 +86,15 @@ async fn a_user_token_from_link_to_deletion() -> anyhow::Result<()> {
     assert_eq!(full["credentials"]["expires"], true);
     assert!(full["credentials"]["refresh_token"].as_str().is_some());
     assert_eq!(full["extra"]["raw_info"]["email"], "ada@example.test");
-    assert!(full["created_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(full["created_at"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
 
     // delete_token: gone here, revoked at the provider, reported; a second delete is false.
     let refresh_token = full["credentials"]["refresh_token"].clone();
-    let (s, del) = w.bot_json(Method::DELETE, &format!("/tokens/{token_id}")).await?;
+    let (s, del) = w
+        .bot_json(Method::DELETE, &format!("/tokens/{token_id}"))
+        .await?;
     assert_eq!((s, del["deleted"].clone()), (200, Value::Bool(true)));
     let revocations: Vec<Value> = w
         .provider
@@ -88,9 +107,13 @@ async fn a_user_token_from_link_to_deletion() -> anyhow::Result<()> {
     assert_eq!(w.server.events_of("token_deleted:demo").len(), 1);
     let (_, tokens) = w.bot_json(Method::GET, "/users/u-1/tokens").await?;
     assert_eq!(tokens["tokens"], serde_json::json!({}));
-    let (s, _) = w.bot_json(Method::GET, &format!("/tokens/{token_id}/info")).await?;
+    let (s, _) = w
+        .bot_json(Method::GET, &format!("/tokens/{token_id}/info"))
+        .await?;
     assert_eq!(s, 404);
-    let (s, del) = w.bot_json(Method::DELETE, &format!("/tokens/{token_id}")).await?;
+    let (s, del) = w
+        .bot_json(Method::DELETE, &format!("/tokens/{token_id}"))
+        .await?;
     assert_eq!((s, del["deleted"].clone()), (200, Value::Bool(false)));
 
     assert_no_plaintext_secrets(&w);
@@ -104,7 +127,9 @@ async fn reconnecting_keeps_the_token_id_and_replaces_credentials() -> anyhow::R
     let second = w.connect_user("u-1").await?;
     assert_eq!(first, second);
     let latest = w.provider.token_requests("authorization_code")[1]["access_token"].clone();
-    let (_, at) = w.bot_json(Method::GET, &format!("/tokens/{first}/access-token")).await?;
+    let (_, at) = w
+        .bot_json(Method::GET, &format!("/tokens/{first}/access-token"))
+        .await?;
     assert_eq!(at["access_token"], latest);
     let other = w.connect_user("u-2").await?;
     assert_ne!(other, first);
@@ -121,7 +146,10 @@ async fn a_bot_token_through_the_connect_page() -> anyhow::Result<()> {
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["cache-control"], "no-store");
     let html = page.text().await?;
-    assert!(html.contains("demo_bot") && html.contains("not connected"), "{html}");
+    assert!(
+        html.contains("demo_bot") && html.contains("not connected"),
+        "{html}"
+    );
     assert!(!html.contains("u-1"));
 
     let to_provider = e2e::location(w.http.post(format!("{page_url}/demo_bot")).send().await?)?;
@@ -132,7 +160,10 @@ async fn a_bot_token_through_the_connect_page() -> anyhow::Result<()> {
     let event = &w.server.events_of("token:demo_bot")[0];
     assert_eq!(event["detail"]["context"], "bot");
     assert_eq!(event["detail"]["user_id"], Value::Null);
-    let token_id = event["detail"]["token_id"].as_str().unwrap_or_default().to_owned();
+    let token_id = event["detail"]["token_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let (_, tokens) = w.bot_json(Method::GET, "/tokens").await?;
     assert_eq!(tokens["tokens"]["demo_bot"], token_id.as_str());
     let (_, list) = w.bot_json(Method::GET, "/integrations").await?;
@@ -163,7 +194,10 @@ async fn the_operator_registers_providers_without_seeing_secrets_again() -> anyh
         .await?;
     assert_eq!(resp.status(), 200);
     let app: Value = resp.json().await?;
-    assert_eq!(app["token_url"], "https://github.com/login/oauth/access_token");
+    assert_eq!(
+        app["token_url"],
+        "https://github.com/login/oauth/access_token"
+    );
     assert_eq!(app["has_client_secret"], true);
     let list = w
         .http
@@ -173,8 +207,14 @@ async fn the_operator_registers_providers_without_seeing_secrets_again() -> anyh
         .await?
         .text()
         .await?;
-    assert!(list.contains("\"github\"") && list.contains("\"demo\""), "{list}");
-    assert!(!list.contains("canary"), "a client secret came back: {list}");
+    assert!(
+        list.contains("\"github\"") && list.contains("\"demo\""),
+        "{list}"
+    );
+    assert!(
+        !list.contains("canary"),
+        "a client secret came back: {list}"
+    );
     assert_no_plaintext_secrets(&w);
     Ok(())
 }
@@ -185,12 +225,21 @@ fn assert_no_plaintext_secrets(w: &World) {
     let mut secrets = w.provider.issued_secrets();
     secrets.push("canary-client-secret".into());
     secrets.push("canary-gh-secret".into());
-    assert!(secrets.len() > 2, "the provider issued no tokens to look for");
+    assert!(
+        secrets.len() > 2,
+        "the provider issued no tokens to look for"
+    );
     let mut files = vec![w.server.log_path.clone()];
-    for entry in std::fs::read_dir(&w.server.data_dir).into_iter().flatten().flatten() {
+    for entry in std::fs::read_dir(&w.server.data_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         files.push(entry.path());
     }
-    assert!(files.iter().any(|f| f.to_string_lossy().contains("sqlite3")));
+    assert!(files
+        .iter()
+        .any(|f| f.to_string_lossy().contains("sqlite3")));
     for file in files {
         let bytes = std::fs::read(&file).unwrap_or_default();
         for secret in &secrets {

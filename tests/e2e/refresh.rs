@@ -17,7 +17,9 @@ async fn an_expiring_token_is_refreshed_and_stored_before_the_answer() -> anyhow
     w.provider.control(json!({"token_ttl": 10})).await?;
     assert_eq!(w.connect_user("u-1").await?, token_id);
     w.provider.control(json!({"token_ttl": 3600})).await?;
-    let (_, expiring) = w.bot_json(Method::GET, &format!("/tokens/{token_id}")).await?;
+    let (_, expiring) = w
+        .bot_json(Method::GET, &format!("/tokens/{token_id}"))
+        .await?;
 
     let (status, refreshed) = w.bot_json(Method::GET, &path).await?;
     assert_eq!(status, 200);
@@ -26,7 +28,9 @@ async fn an_expiring_token_is_refreshed_and_stored_before_the_answer() -> anyhow
     assert_eq!(refreshed["status"], "valid");
     assert_eq!(refreshed["access_token"], grants[0]["access_token"]);
     assert_ne!(refreshed["access_token"], expiring["credentials"]["token"]);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
     assert!(refreshed["expires_at"].as_i64().unwrap_or(0) > now + 3000);
 
     // Warm again: no further refresh.
@@ -46,7 +50,10 @@ async fn a_refresh_refused_for_good_revokes_the_token() -> anyhow::Result<()> {
     let path = format!("/tokens/{token_id}/access-token");
     let (status, body) = w.bot_json(Method::GET, &path).await?;
     assert_eq!(status, 200);
-    assert_eq!(body, json!({"access_token": null, "expires_at": null, "status": "revoked"}));
+    assert_eq!(
+        body,
+        json!({"access_token": null, "expires_at": null, "status": "revoked"})
+    );
     let revoked = w.server.events_of("token_revoked:demo");
     assert_eq!(revoked.len(), 1);
     assert_eq!(revoked[0]["detail"]["token_id"], token_id.as_str());
@@ -67,21 +74,34 @@ async fn a_provider_outage_answers_503_and_changes_nothing() -> anyhow::Result<(
     let w = World::new().await?;
     w.provider.control(json!({"token_ttl": 10})).await?;
     let token_id = w.connect_user("u-1").await?;
-    let (_, before) = w.bot_json(Method::GET, &format!("/tokens/{token_id}")).await?;
-    w.provider.control(json!({"refresh": "unavailable"})).await?;
+    let (_, before) = w
+        .bot_json(Method::GET, &format!("/tokens/{token_id}"))
+        .await?;
+    w.provider
+        .control(json!({"refresh": "unavailable"}))
+        .await?;
 
-    let resp = w.bot(Method::GET, &format!("/tokens/{token_id}/access-token")).send().await?;
+    let resp = w
+        .bot(Method::GET, &format!("/tokens/{token_id}/access-token"))
+        .send()
+        .await?;
     assert_eq!(resp.status(), 503);
     assert!(resp.headers().get("retry-after").is_some());
     let body: Value = resp.json().await?;
     assert_eq!(body["error"]["code"], "provider_unavailable");
-    let (_, after) = w.bot_json(Method::GET, &format!("/tokens/{token_id}")).await?;
+    let (_, after) = w
+        .bot_json(Method::GET, &format!("/tokens/{token_id}"))
+        .await?;
     assert_eq!(before["credentials"], after["credentials"]);
     assert!(w.server.events_of("token_revoked:demo").is_empty());
 
     // When the provider is back, the same refresh token still works.
-    w.provider.control(json!({"refresh": "ok", "token_ttl": 3600})).await?;
-    let (status, body) = w.bot_json(Method::GET, &format!("/tokens/{token_id}/access-token")).await?;
+    w.provider
+        .control(json!({"refresh": "ok", "token_ttl": 3600}))
+        .await?;
+    let (status, body) = w
+        .bot_json(Method::GET, &format!("/tokens/{token_id}/access-token"))
+        .await?;
     assert_eq!((status, body["status"].clone()), (200, json!("valid")));
     Ok(())
 }

@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Parser, Debug)]
-#[command(version, about = "Bot integrations service on one machine (SQLite, key file, events file)")]
+#[command(
+    version,
+    about = "Bot integrations service on one machine (SQLite, key file, events file)"
+)]
 struct Args {
     /// Address to listen on.
     #[arg(long, env = "LISTEN", default_value = "127.0.0.1:8080")]
@@ -64,7 +67,10 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 /// `ADMIN_KEY` (plain) or `ADMIN_KEY_SHA256`; with neither, a key generated on first start,
 /// printed once, with only its hash kept in the data directory.
 fn admin_key_hash(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
-    let hex_hash = match (std::env::var("ADMIN_KEY").ok(), std::env::var("ADMIN_KEY_SHA256").ok()) {
+    let hex_hash = match (
+        std::env::var("ADMIN_KEY").ok(),
+        std::env::var("ADMIN_KEY_SHA256").ok(),
+    ) {
         (Some(_), Some(_)) => bail!("set ADMIN_KEY or ADMIN_KEY_SHA256, not both"),
         (Some(key), None) => {
             if key.len() < 32 {
@@ -90,7 +96,9 @@ fn admin_key_hash(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
             }
         }
     };
-    let bytes = hex::decode(&hex_hash).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
+    let bytes = hex::decode(&hex_hash)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok());
     bytes.context("ADMIN_KEY_SHA256 must be 64 hex characters (the SHA-256 of the key)")
 }
 
@@ -114,7 +122,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
@@ -143,7 +152,11 @@ async fn main() -> anyhow::Result<()> {
         .context("cannot open the database")?;
     let sealer = LocalKeySealer::open_or_create(&args.data_dir.join("sealing.key"))?;
     let source = std::env::var("EVENT_SOURCE").unwrap_or_else(|_| "bot-integrations".to_owned());
-    let events = JsonlEvents::new(&args.data_dir.join("events.jsonl"), &source, webhook(client.clone())?);
+    let events = JsonlEvents::new(
+        &args.data_dir.join("events.jsonl"),
+        &source,
+        webhook(client.clone())?,
+    );
     let service = Arc::new(Service::new(ServiceParts {
         store: Arc::new(store),
         sealer: Arc::new(sealer),

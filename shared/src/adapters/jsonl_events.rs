@@ -6,7 +6,7 @@
 //! shared secret, so a receiver can check origin and freshness.
 
 use crate::domain::events::Event;
-use crate::ports::{PublishError, EventPublisher};
+use crate::ports::{EventPublisher, PublishError};
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
@@ -98,8 +98,12 @@ async fn deliver(hook: &Webhook, event_id: String, body: Vec<u8>) {
                 tracing::debug!(%event_id, attempt, "event delivered to the webhook");
                 return;
             }
-            Ok(r) => tracing::warn!(%event_id, attempt, status = r.status().as_u16(), "the webhook refused an event"),
-            Err(e) => tracing::warn!(%event_id, attempt, error = %e.without_url(), "the webhook could not be reached"),
+            Ok(r) => {
+                tracing::warn!(%event_id, attempt, status = r.status().as_u16(), "the webhook refused an event")
+            }
+            Err(e) => {
+                tracing::warn!(%event_id, attempt, error = %e.without_url(), "the webhook could not be reached")
+            }
         }
         if attempt < WEBHOOK_ATTEMPTS {
             tokio::time::sleep(delay).await;
@@ -131,5 +135,109 @@ impl EventPublisher for JsonlEvents {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::{Alias, BotId, ProviderName, TokenId};
+    use crate::domain::token::Owner;
+    use axum::http::HeaderMap;
+    use std::sync::{Arc, Mutex};
+
+    fn event() -> Event {
+        Event::new(
+            crate::domain::events::EventKind::Token,
+            &BotId::parse("acme").unwrap(),
+            &Alias::parse("google").unwrap(),
+            &ProviderName::parse("google").unwrap(),
+            &Owner::Bot,
+            Some(&TokenId::generate()),
+            time::OffsetDateTime::now_utc(),
+        )
+    }
+
+    #[tokio::test]
+    async fn events_are_appended_as_envelopes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let sink = JsonlEvents::new(&path, "bot-integrations", None);
+        let (a, b) = (event(), event());
+        sink.publish(std::slice::from_ref(&a)).await.unwrap();
+        sink.publish(std::slice::from_ref(&b)).await.unwrap();
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["detail-type"], "token:google");
+        assert_eq!(lines[0]["source"], "bot-integrations");
+        assert_eq!(lines[0]["detail"]["context"], "bot");
+        assert_eq!(lines[0]["detail"]["user_id"], serde_json::Value::Null);
+        assert_eq!(lines[1]["id"], b.detail.event_id.as_str());
+        assert_eq!(
+            lines[1]["detail"]["payload"],
+            lines[1]["detail"]["token_id"]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_webhook_receives_signed_events_and_retries() {
+        type Seen = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+        let seen: Seen = Arc::default();
+        let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let app = {
+            let seen = Arc::clone(&seen);
+            let attempts = Arc::clone(&attempts);
+            axum::Router::new().route(
+                "/hook",
+                axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                    let seen = Arc::clone(&seen);
+                    let attempts = Arc::clone(&attempts);
+                    async move {
+                        // The receiver fails the first delivery: the publisher must retry.
+                        if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                            return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                        }
+                        seen.lock().unwrap().push((headers, body.to_vec()));
+                        axum::http::StatusCode::NO_CONTENT
+                    }
+                }),
+            )
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let dir = tempfile::tempdir().unwrap();
+        let secret = SecretString::from("whsec-test".to_owned());
+        let hook = Webhook {
+            url: url::Url::parse(&format!("http://{addr}/hook")).unwrap(),
+            secret: secret.clone(),
+            client: reqwest::Client::new(),
+        };
+        let sink = JsonlEvents::new(&dir.path().join("events.jsonl"), "src", Some(hook));
+        sink.publish(&[event()]).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while seen.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let (headers, body) = &seen[0];
+        let ts: i64 = headers[TIMESTAMP_HEADER].to_str().unwrap().parse().unwrap();
+        assert_eq!(
+            headers[SIGNATURE_HEADER].to_str().unwrap(),
+            sign(&secret, ts, body)
+        );
+        assert_ne!(
+            sign(&SecretString::from("other".to_owned()), ts, body),
+            sign(&secret, ts, body)
+        );
+        let envelope: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(envelope["detail-type"], "token:google");
     }
 }

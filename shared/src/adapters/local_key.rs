@@ -29,7 +29,9 @@ pub enum KeyFileError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the key file {path} is readable by other users (mode {mode:o}); run: chmod 600 {path}")]
+    #[error(
+        "the key file {path} is readable by other users (mode {mode:o}); run: chmod 600 {path}"
+    )]
     Permissions { path: String, mode: u32 },
     #[error("the key file {path} is not valid: {reason}")]
     Invalid { path: String, reason: String },
@@ -74,7 +76,11 @@ fn seal_with(key: &[u8; KEY_LEN], msg: &[u8], aad: &[u8]) -> Result<Vec<u8>, Sea
     Ok(out)
 }
 
-fn open_with(key: &[u8; KEY_LEN], blob: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
+fn open_with(
+    key: &[u8; KEY_LEN],
+    blob: &[u8],
+    aad: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, SealError> {
     if blob.len() < NONCE_LEN + 16 {
         return Err(SealError::Malformed);
     }
@@ -128,14 +134,18 @@ impl LocalKeySealer {
             path: shown.clone(),
             reason: reason.to_owned(),
         };
-        let file: KeyFile =
-            serde_json::from_slice(&raw).map_err(|_| invalid("expected {\"active\": id, \"keys\": {id: base64}}"))?;
+        let file: KeyFile = serde_json::from_slice(&raw)
+            .map_err(|_| invalid("expected {\"active\": id, \"keys\": {id: base64}}"))?;
         let mut keys = BTreeMap::new();
         for (kid, b64) in &file.keys {
             if kid.is_empty() || !kid.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
                 return Err(invalid("key ids are letters, digits and '-'"));
             }
-            let bytes = Zeroizing::new(STANDARD.decode(b64).map_err(|_| invalid("a key is not base64"))?);
+            let bytes = Zeroizing::new(
+                STANDARD
+                    .decode(b64)
+                    .map_err(|_| invalid("a key is not base64"))?,
+            );
             let key: [u8; KEY_LEN] = bytes
                 .as_slice()
                 .try_into()
@@ -171,19 +181,31 @@ impl Sealer for LocalKeySealer {
         ))
     }
 
-    async fn open(&self, sealed: &str, ctx: SealContext<'_>) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    async fn open(
+        &self,
+        sealed: &str,
+        ctx: SealContext<'_>,
+    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
         let mut parts = sealed.split('.');
-        let (Some("v1"), Some(kid), Some(wrapped), Some(body), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some("v1"), Some(kid), Some(wrapped), Some(body), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(SealError::Malformed);
         };
         let kek = self
             .keys
             .get(kid)
             .ok_or_else(|| SealError::UnknownKey(kid.to_owned()))?;
-        let wrapped = URL_SAFE_NO_PAD.decode(wrapped).map_err(|_| SealError::Malformed)?;
-        let body = URL_SAFE_NO_PAD.decode(body).map_err(|_| SealError::Malformed)?;
+        let wrapped = URL_SAFE_NO_PAD
+            .decode(wrapped)
+            .map_err(|_| SealError::Malformed)?;
+        let body = URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| SealError::Malformed)?;
         let aad = aad(ctx);
         let dek_bytes = open_with(kek, &wrapped, &aad)?;
         let dek: Zeroizing<[u8; KEY_LEN]> = Zeroizing::new(
@@ -217,7 +239,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
         LocalKeySealer::open_or_create(&path).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = LocalKeySealer::open_or_create(&path).err().unwrap();
         assert!(err.to_string().contains("chmod 600"), "{err}");
@@ -228,20 +253,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
         let old = LocalKeySealer::open_or_create(&path).unwrap();
-        let ctx = SealContext { purpose: Purpose::Token, bot: "acme", record: "tok_1" };
+        let ctx = SealContext {
+            purpose: Purpose::Token,
+            bot: "acme",
+            record: "tok_1",
+        };
         let sealed_old = old.seal(b"secret", ctx).await.unwrap();
 
         // The operator adds a key and makes it active.
         let mut file: KeyFile = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        file.keys.insert("k-next".into(), STANDARD.encode([7u8; 32]));
+        file.keys
+            .insert("k-next".into(), STANDARD.encode([7u8; 32]));
         file.active = "k-next".into();
         std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
         let rotated = LocalKeySealer::open_or_create(&path).unwrap();
         let sealed_new = rotated.seal(b"secret", ctx).await.unwrap();
         assert!(sealed_new.starts_with("v1.k-next."));
-        assert_eq!(rotated.open(&sealed_old, ctx).await.unwrap().as_slice(), b"secret");
+        assert_eq!(
+            rotated.open(&sealed_old, ctx).await.unwrap().as_slice(),
+            b"secret"
+        );
 
         // A blob naming a key the file no longer has fails clearly.
-        assert!(matches!(old.open(&sealed_new, ctx).await, Err(SealError::UnknownKey(k)) if k == "k-next"));
+        assert!(
+            matches!(old.open(&sealed_new, ctx).await, Err(SealError::UnknownKey(k)) if k == "k-next")
+        );
     }
 }

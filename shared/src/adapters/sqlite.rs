@@ -95,7 +95,9 @@ fn owner_key(owner: &Owner) -> &str {
 fn owner_from(user_id: Option<String>) -> rusqlite::Result<Owner> {
     match user_id.filter(|u| !u.is_empty()) {
         None => Ok(Owner::Bot),
-        Some(u) => UserId::parse(&u).map(Owner::User).map_err(|_| corrupt("user_id")),
+        Some(u) => UserId::parse(&u)
+            .map(Owner::User)
+            .map_err(|_| corrupt("user_id")),
     }
 }
 
@@ -187,8 +189,10 @@ impl BotStore for SqliteStore {
     async fn bot_key_hash(&self, bot: &BotId) -> Result<Option<String>, StoreError> {
         let bot = bot.to_string();
         self.run(move |c| {
-            c.query_row("SELECT key_hash FROM bots WHERE bot_id = ?1", [bot], |r| r.get(0))
-                .optional()
+            c.query_row("SELECT key_hash FROM bots WHERE bot_id = ?1", [bot], |r| {
+                r.get(0)
+            })
+            .optional()
         })
         .await
     }
@@ -211,8 +215,12 @@ impl BotStore for SqliteStore {
         let bot = bot.to_string();
         let body: Option<String> = self
             .run(move |c| {
-                c.query_row("SELECT body FROM integrations WHERE bot_id = ?1", [bot], |r| r.get(0))
-                    .optional()
+                c.query_row(
+                    "SELECT body FROM integrations WHERE bot_id = ?1",
+                    [bot],
+                    |r| r.get(0),
+                )
+                .optional()
             })
             .await?;
         match body {
@@ -225,7 +233,11 @@ impl BotStore for SqliteStore {
 
 #[async_trait]
 impl ProviderStore for SqliteStore {
-    async fn put_provider(&self, app: &ProviderApp, sealed_secret: Option<&str>) -> Result<(), StoreError> {
+    async fn put_provider(
+        &self,
+        app: &ProviderApp,
+        sealed_secret: Option<&str>,
+    ) -> Result<(), StoreError> {
         let body = serde_json::to_string(app).map_err(unavailable)?;
         let (name, secret) = (app.name.to_string(), sealed_secret.map(str::to_owned));
         self.run(move |c| {
@@ -239,7 +251,10 @@ impl ProviderStore for SqliteStore {
         .await
     }
 
-    async fn provider(&self, name: &ProviderName) -> Result<Option<(ProviderApp, Option<String>)>, StoreError> {
+    async fn provider(
+        &self,
+        name: &ProviderName,
+    ) -> Result<Option<(ProviderApp, Option<String>)>, StoreError> {
         let name = name.to_string();
         let row: Option<(String, Option<String>)> = self
             .run(move |c| {
@@ -268,7 +283,9 @@ impl ProviderStore for SqliteStore {
             })
             .await?;
         rows.iter()
-            .map(|a| serde_json::from_str(a).map_err(|_| StoreError::Corrupt("provider app".into())))
+            .map(|a| {
+                serde_json::from_str(a).map_err(|_| StoreError::Corrupt("provider app".into()))
+            })
             .collect()
     }
 }
@@ -330,8 +347,11 @@ impl FlowStore for SqliteStore {
 
     async fn delete_link(&self, id: &LinkId) -> Result<(), StoreError> {
         let id = id.to_string();
-        self.run(move |c| c.execute("DELETE FROM links WHERE link_id = ?1", [id]).map(|_| ()))
-            .await
+        self.run(move |c| {
+            c.execute("DELETE FROM links WHERE link_id = ?1", [id])
+                .map(|_| ())
+        })
+        .await
     }
 
     async fn put_flow(&self, flow: &Flow) -> Result<(), StoreError> {
@@ -430,8 +450,17 @@ impl TokenStore for SqliteStore {
         .await
     }
 
-    async fn token_id_for(&self, bot: &BotId, owner: &Owner, alias: &Alias) -> Result<Option<TokenId>, StoreError> {
-        let (bot, user, alias) = (bot.to_string(), owner_key(owner).to_owned(), alias.to_string());
+    async fn token_id_for(
+        &self,
+        bot: &BotId,
+        owner: &Owner,
+        alias: &Alias,
+    ) -> Result<Option<TokenId>, StoreError> {
+        let (bot, user, alias) = (
+            bot.to_string(),
+            owner_key(owner).to_owned(),
+            alias.to_string(),
+        );
         self.run(move |c| {
             let id: Option<String> = c
                 .query_row(
@@ -440,12 +469,17 @@ impl TokenStore for SqliteStore {
                     |r| r.get(0),
                 )
                 .optional()?;
-            id.map(|i| parse(TokenId::parse, &i, "token_id")).transpose()
+            id.map(|i| parse(TokenId::parse, &i, "token_id"))
+                .transpose()
         })
         .await
     }
 
-    async fn tokens_of(&self, bot: &BotId, owner: &Owner) -> Result<BTreeMap<Alias, TokenId>, StoreError> {
+    async fn tokens_of(
+        &self,
+        bot: &BotId,
+        owner: &Owner,
+    ) -> Result<BTreeMap<Alias, TokenId>, StoreError> {
         let (bot, user) = (bot.to_string(), owner_key(owner).to_owned());
         self.run(move |c| {
             let mut stmt = c.prepare(
@@ -501,7 +535,11 @@ impl TokenStore for SqliteStore {
         .await
     }
 
-    async fn delete_token(&self, bot: &BotId, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+    async fn delete_token(
+        &self,
+        bot: &BotId,
+        id: &TokenId,
+    ) -> Result<Option<TokenRecord>, StoreError> {
         let (bot, id) = (bot.to_string(), id.to_string());
         self.run(move |c| {
             c.query_row(
@@ -514,7 +552,14 @@ impl TokenStore for SqliteStore {
         .await
     }
 
-    async fn acquire_lease(&self, bot: &BotId, id: &TokenId, holder: &str, until: i64, now: i64) -> Result<bool, StoreError> {
+    async fn acquire_lease(
+        &self,
+        bot: &BotId,
+        id: &TokenId,
+        holder: &str,
+        until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let (bot, id, holder) = (bot.to_string(), id.to_string(), holder.to_owned());
         self.run(move |c| {
             let n = c.execute(
@@ -527,7 +572,12 @@ impl TokenStore for SqliteStore {
         .await
     }
 
-    async fn commit_refresh(&self, t: &TokenRecord, expected_version: i64, holder: &str) -> Result<bool, StoreError> {
+    async fn commit_refresh(
+        &self,
+        t: &TokenRecord,
+        expected_version: i64,
+        holder: &str,
+    ) -> Result<bool, StoreError> {
         let (t, holder) = (t.clone(), holder.to_owned());
         self.run(move |c| {
             let n = c.execute(
@@ -542,7 +592,12 @@ impl TokenStore for SqliteStore {
         .await
     }
 
-    async fn release_lease(&self, bot: &BotId, id: &TokenId, holder: &str) -> Result<(), StoreError> {
+    async fn release_lease(
+        &self,
+        bot: &BotId,
+        id: &TokenId,
+        holder: &str,
+    ) -> Result<(), StoreError> {
         let (bot, id, holder) = (bot.to_string(), id.to_string(), holder.to_owned());
         self.run(move |c| {
             c.execute(

@@ -129,7 +129,10 @@ impl Alias {
         if is_snake_name(raw) {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(invalid("alias", "must be 1 to 64 characters of a-z, 0-9 and '_'"))
+            Err(invalid(
+                "alias",
+                "must be 1 to 64 characters of a-z, 0-9 and '_'",
+            ))
         }
     }
 }
@@ -164,7 +167,10 @@ fn is_base64url(raw: &str) -> bool {
 
 impl TokenId {
     pub fn generate() -> Self {
-        Self(format!("{TOKEN_PREFIX}{}", random_urlsafe(TOKEN_RANDOM_BYTES)))
+        Self(format!(
+            "{TOKEN_PREFIX}{}",
+            random_urlsafe(TOKEN_RANDOM_BYTES)
+        ))
     }
 
     pub fn parse(raw: &str) -> Result<Self, InvalidId> {

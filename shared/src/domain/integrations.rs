@@ -343,7 +343,9 @@ fn parse_entry(
                     .unwrap_or_default();
                 issues.push(issue(
                     *key_pos,
-                    format!("unknown key '{other}'{hint}; allowed: provider, alias, scope, context"),
+                    format!(
+                        "unknown key '{other}'{hint}; allowed: provider, alias, scope, context"
+                    ),
                 ));
             }
         }
@@ -359,7 +361,8 @@ fn parse_entry(
     }
     match (provider, context) {
         (Some((provider, provider_pos)), Some(context)) if issues.is_empty() => {
-            let (alias, alias_pos) = alias.unwrap_or_else(|| (Alias::from(&provider), provider_pos));
+            let (alias, alias_pos) =
+                alias.unwrap_or_else(|| (Alias::from(&provider), provider_pos));
             Ok((
                 Integration {
                     alias,
@@ -532,7 +535,9 @@ mod tests {
         assert!(issues[0].message.contains("did you mean 'scope'"));
         assert!(at.contains(&(5, 12)), "{issues:?}");
         assert!(
-            issues.iter().any(|i| i.line == 6 && i.message.contains("'provider' is required")),
+            issues
+                .iter()
+                .any(|i| i.line == 6 && i.message.contains("'provider' is required")),
             "{issues:?}"
         );
     }
@@ -569,9 +574,7 @@ mod tests {
     #[test]
     fn anchors_depth_and_size_are_bounded() {
         let aliases = "- &a {provider: google, context: user}\n- *a\n";
-        assert!(parse(aliases).unwrap_err()[0]
-            .message
-            .contains("anchors"));
+        assert!(parse(aliases).unwrap_err()[0].message.contains("anchors"));
         let deep = format!("{}1{}", "[".repeat(20), "]".repeat(20));
         assert!(parse(&deep).unwrap_err()[0].message.contains("nesting"));
         let big = format!("# {}\n[]", "x".repeat(MAX_FILE_BYTES));
@@ -582,7 +585,10 @@ mod tests {
 
     #[test]
     fn closest_only_for_near_names() {
-        assert_eq!(closest("gthub", ["github", "google"].into_iter()), Some("github"));
+        assert_eq!(
+            closest("gthub", ["github", "google"].into_iter()),
+            Some("github")
+        );
         assert_eq!(closest("dropbox", ["github", "google"].into_iter()), None);
     }
 }

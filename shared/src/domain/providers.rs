@@ -243,7 +243,9 @@ pub fn check_endpoint(field: &'static str, raw: &str) -> Result<Url, ProviderCon
     match url.scheme() {
         "https" => Ok(url),
         "http" if is_loopback(&url) => Ok(url),
-        "http" => Err(bad("must use https (http is allowed for loopback hosts only)")),
+        "http" => Err(bad(
+            "must use https (http is allowed for loopback hosts only)",
+        )),
         _ => Err(bad("must be an https URL")),
     }
 }
@@ -532,8 +534,14 @@ mod tests {
     #[test]
     fn google_asks_for_offline_access_with_consent() {
         let app = input("id").resolve(&name("google"), None).unwrap();
-        assert_eq!(app.authorize_params.get("access_type").map(String::as_str), Some("offline"));
-        assert_eq!(app.authorize_params.get("prompt").map(String::as_str), Some("consent"));
+        assert_eq!(
+            app.authorize_params.get("access_type").map(String::as_str),
+            Some("offline")
+        );
+        assert_eq!(
+            app.authorize_params.get("prompt").map(String::as_str),
+            Some("consent")
+        );
         assert!(app.pkce);
         assert!(!app.custom);
     }
@@ -542,7 +550,9 @@ mod tests {
     fn microsoft_needs_offline_access_and_a_tenant() {
         let app = input("id").resolve(&name("microsoft"), None).unwrap();
         assert!(app.authorize_url.contains("/common/oauth2/v2.0/authorize"));
-        assert!(app.scope_param(&["Calendars.Read".into()]).contains(&"offline_access".to_owned()));
+        assert!(app
+            .scope_param(&["Calendars.Read".into()])
+            .contains(&"offline_access".to_owned()));
         let mut i = input("id");
         i.tenant = Some("contoso.onmicrosoft.com".into());
         let app = i.resolve(&name("microsoft"), None).unwrap();
@@ -552,7 +562,10 @@ mod tests {
         );
         let mut bad = input("id");
         bad.tenant = Some("../evil".into());
-        assert_eq!(bad.resolve(&name("microsoft"), None), Err(ProviderConfigError::Tenant));
+        assert_eq!(
+            bad.resolve(&name("microsoft"), None),
+            Err(ProviderConfigError::Tenant)
+        );
         let mut not_applicable = input("id");
         not_applicable.tenant = Some("x".into());
         assert_eq!(
@@ -566,7 +579,13 @@ mod tests {
         let fb = input("id").resolve(&name("facebook"), None).unwrap();
         assert_eq!(fb.scope_separator, ",");
         assert!(!fb.pkce);
-        assert_eq!(input("id").resolve(&name("slack"), None).unwrap().scope_separator, ",");
+        assert_eq!(
+            input("id")
+                .resolve(&name("slack"), None)
+                .unwrap()
+                .scope_separator,
+            ","
+        );
     }
 
     #[test]
@@ -580,7 +599,10 @@ mod tests {
         i.token_url = Some("http://idp.example/token".into());
         assert!(matches!(
             i.resolve(&name("acme_idp"), None),
-            Err(ProviderConfigError::BadUrl { field: "token_url", .. })
+            Err(ProviderConfigError::BadUrl {
+                field: "token_url",
+                ..
+            })
         ));
         i.token_url = Some("http://127.0.0.1:9000/token".into());
         let app = i.resolve(&name("acme_idp"), None).unwrap();
@@ -637,7 +659,10 @@ mod tests {
             &json!({"sub": "1", "given_name": "Ada", "family_name": "L", "email": "ada@x", "picture": "p"}),
         );
         assert_eq!(uid.as_deref(), Some("1"));
-        assert_eq!((info.first_name.as_deref(), info.image.as_deref()), (Some("Ada"), Some("p")));
+        assert_eq!(
+            (info.first_name.as_deref(), info.image.as_deref()),
+            (Some("Ada"), Some("p"))
+        );
         assert_eq!(info.phone, None);
         let (_, fb) = normalize_user_info(
             UserInfoStyle::Facebook,

@@ -76,7 +76,10 @@ fn unprocessable(e: impl std::fmt::Display) -> ApiError {
 
 fn token_map(m: BTreeMap<Alias, crate::domain::ids::TokenId>) -> TokenMap {
     TokenMap {
-        tokens: m.into_iter().map(|(a, t)| (a.to_string(), t.to_string())).collect(),
+        tokens: m
+            .into_iter()
+            .map(|(a, t)| (a.to_string(), t.to_string()))
+            .collect(),
     }
 }
 
@@ -142,7 +145,10 @@ async fn put_provider(
 /// List the registered provider apps, without secrets.
 #[utoipa::path(get, path = "/v1/admin/providers", tag = "operator", security(("admin_key" = [])),
     responses((status = 200, body = ProviderList), (status = 401, body = ErrorBody)))]
-async fn list_providers(State(s): State<AppState>, _: Operator) -> Result<Json<ProviderList>, ApiError> {
+async fn list_providers(
+    State(s): State<AppState>,
+    _: Operator,
+) -> Result<Json<ProviderList>, ApiError> {
     Ok(Json(ProviderList {
         providers: s.providers().await?,
     }))
@@ -215,8 +221,16 @@ async fn create_oauth_link(
     ApiJson(body): ApiJson<CreateLink>,
 ) -> Result<(StatusCode, Json<MintedLink>), ApiError> {
     let alias = Alias::parse(&body.alias).map_err(unprocessable)?;
-    let user = body.user_id.as_deref().map(UserId::parse).transpose().map_err(unprocessable)?;
-    Ok((StatusCode::CREATED, Json(s.create_link(&bot, &alias, user).await?)))
+    let user = body
+        .user_id
+        .as_deref()
+        .map(UserId::parse)
+        .transpose()
+        .map_err(unprocessable)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(s.create_link(&bot, &alias, user).await?),
+    ))
 }
 
 /// A short-lived link to the connect page, where the bot builder connects bot-context
@@ -228,14 +242,20 @@ async fn create_connect_link(
     State(s): State<AppState>,
     AuthedBot(bot): AuthedBot,
 ) -> Result<(StatusCode, Json<MintedLink>), ApiError> {
-    Ok((StatusCode::CREATED, Json(s.create_connect_session(&bot).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(s.create_connect_session(&bot).await?),
+    ))
 }
 
 /// `bot.tokens`: alias → token id of the bot-context tokens.
 #[utoipa::path(get, path = "/v1/bots/{bot_id}/tokens", tag = "bot", security(("bot_key" = [])),
     params(("bot_id" = String, Path)),
     responses((status = 200, body = TokenMap), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn bot_tokens(State(s): State<AppState>, AuthedBot(bot): AuthedBot) -> Result<Json<TokenMap>, ApiError> {
+async fn bot_tokens(
+    State(s): State<AppState>,
+    AuthedBot(bot): AuthedBot,
+) -> Result<Json<TokenMap>, ApiError> {
     Ok(Json(token_map(s.tokens_of(&bot, &Owner::Bot).await?)))
 }
 
@@ -249,7 +269,9 @@ async fn user_tokens(
     Path(path): Path<UserPath>,
 ) -> Result<Json<TokenMap>, ApiError> {
     let user = UserId::parse(&path.user_id).map_err(|_| ApiError::NotFound("user"))?;
-    Ok(Json(token_map(s.tokens_of(&bot, &Owner::User(user)).await?)))
+    Ok(Json(token_map(
+        s.tokens_of(&bot, &Owner::User(user)).await?,
+    )))
 }
 
 /// `get_token_info`: what the provider said about the user.

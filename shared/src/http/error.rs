@@ -138,7 +138,9 @@ impl From<ServiceError> for ApiError {
                 message,
                 details,
             },
-            ServiceError::ProviderUnavailable { retry_after } => ApiError::Unavailable { retry_after },
+            ServiceError::ProviderUnavailable { retry_after } => {
+                ApiError::Unavailable { retry_after }
+            }
             ServiceError::Provider(source) => {
                 tracing::error!(error = %source, "provider call failed");
                 ApiError::BadGateway

@@ -27,8 +27,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 message: e.body_text(),
                 details: Vec::new(),
             }),
-            Err(JsonRejection::BytesRejection(e)) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::PayloadTooLarge { limit: super::JSON_BODY_LIMIT })
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::PayloadTooLarge {
+                    limit: super::JSON_BODY_LIMIT,
+                })
             }
             Err(e) => Err(ApiError::BadRequest {
                 code: "malformed_json",
@@ -41,7 +45,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 512).then_some(token.trim())
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 512)
+        .then_some(token.trim())
 }
 
 /// The operator, authenticated by the admin key.
@@ -50,7 +55,10 @@ pub struct Operator;
 impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match bearer(parts) {
             Some(key) if state.check_admin_key(key) => Ok(Operator),
             _ => Err(ApiError::Unauthorized),
@@ -64,7 +72,10 @@ pub struct AuthedBot(pub BotId);
 impl FromRequestParts<AppState> for AuthedBot {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::NotFound("bot"))?;
@@ -78,6 +89,7 @@ impl FromRequestParts<AppState> for AuthedBot {
             Ok(bot) => Ok(AuthedBot(bot)),
             Err(AuthError::OtherBot) => Err(ApiError::NotFound("bot")),
             Err(AuthError::Unauthorized) => Err(ApiError::Unauthorized),
+            Err(AuthError::Unavailable) => Err(ApiError::Internal),
         }
     }
 }

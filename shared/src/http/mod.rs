@@ -6,6 +6,8 @@ pub mod browser;
 pub mod error;
 pub mod extract;
 pub mod pages;
+#[cfg(test)]
+mod tests;
 
 use crate::service::Service;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -150,14 +152,21 @@ async fn not_found(req: Request) -> Response {
     if req.uri().path().starts_with("/v1") {
         error::ApiError::NotFound("route").into_response()
     } else {
-        pages::page(StatusCode::NOT_FOUND, "Not found", "<p>There is nothing here.</p>")
+        pages::page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "<p>There is nothing here.</p>",
+        )
     }
 }
 
 fn acceptable_request_id(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
-    (!s.is_empty() && s.len() <= 64 && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
-        .then(|| s.to_owned())
+    (!s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
+    .then(|| s.to_owned())
 }
 
 /// Bounds the request line and headers, and gives every request an id that the logs,
@@ -176,7 +185,11 @@ async fn request_context(mut req: Request, next: Next) -> Response {
     let mut resp = if req.uri().to_string().len() > MAX_URI_LEN {
         (StatusCode::URI_TOO_LONG, "URI too long").into_response()
     } else if header_bytes > MAX_HEADERS_BYTES {
-        (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers too large").into_response()
+        (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers too large",
+        )
+            .into_response()
     } else {
         if let Ok(v) = HeaderValue::from_str(&id) {
             req.headers_mut().insert(REQUEST_ID_HEADER, v);

@@ -22,8 +22,14 @@ fn escape(s: &str) -> String {
 pub fn protect(resp: &mut Response) {
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"),
@@ -80,7 +86,11 @@ pub fn connect_page(session: &str, bot: &str, rows: &[ConnectRow]) -> Response {
     } else {
         body.push_str("<table>");
         for r in rows {
-            let state = if r.connected { "connected" } else { "not connected" };
+            let state = if r.connected {
+                "connected"
+            } else {
+                "not connected"
+            };
             let action = if r.connected { "Reconnect" } else { "Connect" };
             body.push_str(&format!(
                 "<tr><td><strong>{alias}</strong> ({provider})</td><td>{state}</td><td>\
