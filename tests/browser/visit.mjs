@@ -1,0 +1,50 @@
+// Opens a URL in the system's Chromium (CHROMIUM, default /usr/bin/chromium), optionally
+// clicks the button with the given label, follows every redirect as a browser does, and
+// prints the page it ends on as JSON: {"status", "url", "title", "text", "headers"}.
+//   node visit.mjs URL [--click LABEL] [--screenshot FILE]
+import { chromium } from 'playwright-core';
+
+const args = process.argv.slice(2);
+const url = args[0];
+const option = (name) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const click = option('--click');
+const screenshot = option('--screenshot');
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  headless: true,
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+});
+try {
+  const page = await browser.newPage();
+  let response = await page.goto(url, { waitUntil: 'load' });
+  if (click) {
+    [response] = await Promise.all([
+      page.waitForNavigation({ waitUntil: 'load' }),
+      page.getByRole('button', { name: click }).first().click(),
+    ]);
+  }
+  if (screenshot) await page.screenshot({ path: screenshot });
+  console.log(
+    JSON.stringify({
+      status: response?.status() ?? null,
+      url: page.url(),
+      title: await page.title(),
+      text: await page.innerText('body'),
+      headers: response ? await response.allHeaders() : {},
+    }),
+  );
+} finally {
+  await browser.close();
+}

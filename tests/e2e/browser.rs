@@ -1,0 +1,47 @@
+//! The pages as a person meets them: a real Chromium follows the links and clicks.
+
+use e2e::{browse, World};
+use reqwest::Method;
+
+#[tokio::test]
+async fn a_user_connects_in_a_browser_and_a_used_link_explains_itself() -> anyhow::Result<()> {
+    let w = World::new().await?;
+    let link = w.mint_link("demo", Some("u-1")).await?;
+
+    let page = browse(&link, None).await?;
+    assert_eq!(page.status, Some(200));
+    assert_eq!(page.title, "Connected");
+    assert!(page.text.contains("return to the chat"), "{}", page.text);
+    assert!(page.url.starts_with(&format!("{}/oauth/callback/demo?", w.server.base)));
+    assert_eq!(page.headers["cache-control"], "no-store");
+    assert_eq!(page.headers["referrer-policy"], "no-referrer");
+    assert_eq!(w.server.events_of("token:demo").len(), 1);
+
+    let again = browse(&link, None).await?;
+    assert_eq!(again.status, Some(404));
+    assert!(again.text.contains("ask the bot for a new link"), "{}", again.text);
+    assert_eq!(w.provider.token_requests("authorization_code").len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_bot_builder_connects_on_the_connect_page() -> anyhow::Result<()> {
+    let w = World::new().await?;
+    let (_, minted) = w.bot_json(Method::POST, "/connect-links").await?;
+    let url = minted["url"].as_str().unwrap_or_default().to_owned();
+
+    let page = browse(&url, None).await?;
+    assert_eq!(page.title, "Connect integrations");
+    assert!(page.text.contains("demo_bot") && page.text.contains("not connected"), "{}", page.text);
+
+    let done = browse(&url, Some("Connect")).await?;
+    assert_eq!(done.title, "Connected", "{}", done.text);
+    let (_, tokens) = w.bot_json(Method::GET, "/tokens").await?;
+    let token_id = tokens["tokens"]["demo_bot"].as_str().unwrap_or_default();
+    assert!(token_id.starts_with("tok_"));
+    assert_eq!(w.server.events_of("token:demo_bot").len(), 1);
+
+    let after = browse(&url, None).await?;
+    assert!(after.text.contains("Reconnect") && !after.text.contains("not connected"), "{}", after.text);
+    Ok(())
+}
