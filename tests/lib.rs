@@ -171,7 +171,7 @@ pub fn read_jsonl(path: &Path) -> Vec<Value> {
 
 /// The local server process.
 pub struct Server {
-    _child: Child,
+    child: Child,
     pub base: String,
     pub data_dir: PathBuf,
     pub log_path: PathBuf,
@@ -179,14 +179,24 @@ pub struct Server {
 
 impl Server {
     pub async fn start(dir: &Path, providers_file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::start_with(dir, providers_file, Some(ADMIN_KEY), "server.log").await
+    }
+
+    /// Starts the server on `dir/data`, with `ADMIN_KEY` set to `admin_key` or unset, its
+    /// output going to `dir/<log_name>`.
+    pub async fn start_with(
+        dir: &Path,
+        providers_file: Option<&Path>,
+        admin_key: Option<&str>,
+        log_name: &str,
+    ) -> anyhow::Result<Self> {
         let bin = local_server_binary()?;
         let data_dir = dir.join("data");
-        let log_path = dir.join("server.log");
+        let log_path = dir.join(log_name);
         let (stdout, stderr) = output_file(&log_path)?;
         let mut cmd = Command::new(bin);
         cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
-            .env("ADMIN_KEY", ADMIN_KEY)
             .env("RUST_LOG", "debug")
             .env_remove("ADMIN_KEY_SHA256")
             .env_remove("PUBLIC_URL")
@@ -194,6 +204,10 @@ impl Server {
             .stdout(stdout)
             .stderr(stderr)
             .kill_on_drop(true);
+        match admin_key {
+            Some(k) => cmd.env("ADMIN_KEY", k),
+            None => cmd.env_remove("ADMIN_KEY"),
+        };
         if let Some(p) = providers_file {
             cmd.arg("--providers").arg(p);
         }
@@ -205,7 +219,7 @@ impl Server {
             .context("no address printed")?
             .to_owned();
         Ok(Self {
-            _child: child,
+            child,
             base,
             data_dir,
             log_path,
@@ -214,6 +228,16 @@ impl Server {
 
     pub fn events(&self) -> Vec<Value> {
         read_jsonl(&self.data_dir.join("events.jsonl"))
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub async fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let pid = self.child.id().context("the server has already exited")?;
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        Ok(tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await??)
     }
 
     pub fn events_of(&self, detail_type: &str) -> Vec<Value> {
@@ -407,7 +431,9 @@ pub async fn browse(url: &str, click: Option<&str>) -> anyhow::Result<Visited> {
         bail!("the browser driver is not installed: run `scripts/setup` (or `npm ci --prefix tests/browser`)");
     }
     let mut cmd = Command::new("node");
-    cmd.arg(driver.join("visit.mjs")).arg(url).env("CHROMIUM", &chromium);
+    cmd.arg(driver.join("visit.mjs"))
+        .arg(url)
+        .env("CHROMIUM", &chromium);
     if let Some(label) = click {
         cmd.args(["--click", label]);
     }
@@ -415,7 +441,10 @@ pub async fn browse(url: &str, click: Option<&str>) -> anyhow::Result<Visited> {
         .await
         .context("the browser did not finish within 90 s")??;
     if !out.status.success() {
-        bail!("the browser failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "the browser failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let v: Value = serde_json::from_slice(&out.stdout)
         .with_context(|| format!("browser output: {}", String::from_utf8_lossy(&out.stdout)))?;

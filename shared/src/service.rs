@@ -504,6 +504,19 @@ impl Service {
         alias: &Alias,
         user: Option<UserId>,
     ) -> Result<MintedLink, ServiceError> {
+        let link = self.mint_link(bot, alias, user).await?;
+        Ok(MintedLink {
+            url: self.url(&format!("/oauth/start/{}", link.link_id)),
+            expires_at: link.expires_at,
+        })
+    }
+
+    async fn mint_link(
+        &self,
+        bot: &BotId,
+        alias: &Alias,
+        user: Option<UserId>,
+    ) -> Result<Link, ServiceError> {
         let integration = self.integration(bot, alias).await?.ok_or_else(|| {
             invalid(
                 "unknown_alias",
@@ -546,10 +559,7 @@ impl Service {
         };
         self.store.put_link(&link).await?;
         tracing::info!(bot_id = %bot, %alias, "oauth link minted");
-        Ok(MintedLink {
-            url: self.url(&format!("/oauth/start/{}", link.link_id)),
-            expires_at: link.expires_at,
-        })
+        Ok(link)
     }
 
     pub async fn tokens_of(
@@ -745,7 +755,7 @@ impl Service {
                 .map(|i| i.scope)
                 .unwrap_or_default(),
         );
-        let secrets = secrets_from(granted_parts(&granted, requested), uid, info, raw_info);
+        let secrets = secrets_from(&granted, requested, uid, info, raw_info);
         let token_id = self
             .store_connected(&flow, &app, &granted, secrets, now)
             .await?;
@@ -1172,7 +1182,7 @@ impl Service {
         let s = self.session(session).await?;
         let alias = Alias::parse(alias).map_err(|_| PageError::NotConfigured)?;
         let link = self
-            .create_link(&s.bot_id, &alias, None)
+            .mint_link(&s.bot_id, &alias, None)
             .await
             .map_err(|e| match e {
                 ServiceError::Invalid { .. } | ServiceError::Conflict { .. } => {
@@ -1180,8 +1190,7 @@ impl Service {
                 }
                 other => PageError::Internal(other),
             })?;
-        let link_id = link.url.rsplit('/').next().unwrap_or_default().to_owned();
-        self.start(&link_id).await
+        self.start(link.link_id.as_str()).await
     }
 }
 
@@ -1224,16 +1233,14 @@ fn expiry(app: &ProviderApp, expires_in: Option<u64>, now: i64) -> Option<i64> {
     }
 }
 
-struct GrantedParts {
-    access_token: String,
-    refresh_token: Option<String>,
-    token_type: String,
-    scopes: Vec<String>,
-    other: serde_json::Map<String, Value>,
-}
-
-fn granted_parts(g: &GrantedToken, requested: Vec<String>) -> GrantedParts {
-    GrantedParts {
+fn secrets_from(
+    g: &GrantedToken,
+    requested: Vec<String>,
+    uid: Option<String>,
+    info: UserInfo,
+    raw_info: Value,
+) -> TokenSecrets {
+    TokenSecrets {
         access_token: g.access_token.expose_secret().to_owned(),
         refresh_token: g
             .refresh_token
@@ -1242,21 +1249,6 @@ fn granted_parts(g: &GrantedToken, requested: Vec<String>) -> GrantedParts {
         token_type: g.token_type.clone(),
         scopes: g.scopes.clone().unwrap_or(requested),
         other: g.other.clone(),
-    }
-}
-
-fn secrets_from(
-    g: GrantedParts,
-    uid: Option<String>,
-    info: UserInfo,
-    raw_info: Value,
-) -> TokenSecrets {
-    TokenSecrets {
-        access_token: g.access_token,
-        refresh_token: g.refresh_token,
-        token_type: g.token_type,
-        scopes: g.scopes,
-        other: g.other,
         uid,
         info,
         raw_info,
@@ -1272,4 +1264,352 @@ fn id_token_claims(jwt: &str) -> Option<Value> {
         .decode(payload.trim_end_matches('='))
         .ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::jsonl_events::JsonlEvents;
+    use crate::adapters::local_key::LocalKeySealer;
+    use crate::adapters::sqlite::SqliteStore;
+    use crate::domain::providers::ProviderAppInput;
+    use crate::domain::token::ConnectSession;
+    use crate::ports::{BotStore, FlowStore, ProviderStore, TokenStore};
+    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    /// Counts every call into the store and every unseal, to pin down what a path costs.
+    struct Counting {
+        store: SqliteStore,
+        sealer: LocalKeySealer,
+        store_calls: AtomicUsize,
+        opens: AtomicUsize,
+    }
+
+    struct CountingStore(Arc<Counting>);
+    struct CountingSealer(Arc<Counting>);
+
+    macro_rules! counted {
+        ($self:ident . $m:ident ( $($a:expr),* )) => {{
+            $self.0.store_calls.fetch_add(1, SeqCst);
+            $self.0.store.$m($($a),*).await
+        }};
+    }
+
+    #[async_trait]
+    impl BotStore for CountingStore {
+        async fn create_bot(&self, b: &BotId, h: &str, n: i64) -> Result<bool, StoreError> {
+            counted!(self.create_bot(b, h, n))
+        }
+        async fn set_bot_key(&self, b: &BotId, h: &str) -> Result<bool, StoreError> {
+            counted!(self.set_bot_key(b, h))
+        }
+        async fn bot_key_hash(&self, b: &BotId) -> Result<Option<String>, StoreError> {
+            counted!(self.bot_key_hash(b))
+        }
+        async fn put_integrations(&self, b: &BotId, l: &[Integration]) -> Result<(), StoreError> {
+            counted!(self.put_integrations(b, l))
+        }
+        async fn integrations(&self, b: &BotId) -> Result<Vec<Integration>, StoreError> {
+            counted!(self.integrations(b))
+        }
+    }
+
+    #[async_trait]
+    impl ProviderStore for CountingStore {
+        async fn put_provider(&self, a: &ProviderApp, s: Option<&str>) -> Result<(), StoreError> {
+            counted!(self.put_provider(a, s))
+        }
+        async fn provider(
+            &self,
+            n: &ProviderName,
+        ) -> Result<Option<(ProviderApp, Option<String>)>, StoreError> {
+            counted!(self.provider(n))
+        }
+        async fn providers(&self) -> Result<Vec<ProviderApp>, StoreError> {
+            counted!(self.providers())
+        }
+    }
+
+    #[async_trait]
+    impl FlowStore for CountingStore {
+        async fn put_link(&self, l: &Link) -> Result<(), StoreError> {
+            counted!(self.put_link(l))
+        }
+        async fn link(&self, i: &LinkId) -> Result<Option<Link>, StoreError> {
+            counted!(self.link(i))
+        }
+        async fn delete_link(&self, i: &LinkId) -> Result<(), StoreError> {
+            counted!(self.delete_link(i))
+        }
+        async fn put_flow(&self, f: &Flow) -> Result<(), StoreError> {
+            counted!(self.put_flow(f))
+        }
+        async fn take_flow(&self, h: &str) -> Result<Option<Flow>, StoreError> {
+            counted!(self.take_flow(h))
+        }
+        async fn put_connect_session(&self, s: &ConnectSession) -> Result<(), StoreError> {
+            counted!(self.put_connect_session(s))
+        }
+        async fn connect_session(&self, i: &LinkId) -> Result<Option<ConnectSession>, StoreError> {
+            counted!(self.connect_session(i))
+        }
+    }
+
+    #[async_trait]
+    impl TokenStore for CountingStore {
+        async fn token(&self, b: &BotId, i: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+            counted!(self.token(b, i))
+        }
+        async fn token_id_for(
+            &self,
+            b: &BotId,
+            o: &Owner,
+            a: &Alias,
+        ) -> Result<Option<TokenId>, StoreError> {
+            counted!(self.token_id_for(b, o, a))
+        }
+        async fn tokens_of(
+            &self,
+            b: &BotId,
+            o: &Owner,
+        ) -> Result<BTreeMap<Alias, TokenId>, StoreError> {
+            counted!(self.tokens_of(b, o))
+        }
+        async fn save_connected(&self, r: &TokenRecord) -> Result<SaveOutcome, StoreError> {
+            counted!(self.save_connected(r))
+        }
+        async fn delete_token(
+            &self,
+            b: &BotId,
+            i: &TokenId,
+        ) -> Result<Option<TokenRecord>, StoreError> {
+            counted!(self.delete_token(b, i))
+        }
+        async fn acquire_lease(
+            &self,
+            b: &BotId,
+            i: &TokenId,
+            h: &str,
+            u: i64,
+            n: i64,
+        ) -> Result<bool, StoreError> {
+            counted!(self.acquire_lease(b, i, h, u, n))
+        }
+        async fn commit_refresh(
+            &self,
+            r: &TokenRecord,
+            v: i64,
+            h: &str,
+        ) -> Result<bool, StoreError> {
+            counted!(self.commit_refresh(r, v, h))
+        }
+        async fn release_lease(&self, b: &BotId, i: &TokenId, h: &str) -> Result<(), StoreError> {
+            counted!(self.release_lease(b, i, h))
+        }
+    }
+
+    #[async_trait]
+    impl Sealer for CountingSealer {
+        async fn seal(&self, p: &[u8], c: SealContext<'_>) -> Result<String, SealError> {
+            self.0.sealer.seal(p, c).await
+        }
+        async fn open(
+            &self,
+            s: &str,
+            c: SealContext<'_>,
+        ) -> Result<zeroize::Zeroizing<Vec<u8>>, SealError> {
+            self.0.opens.fetch_add(1, SeqCst);
+            self.0.sealer.open(s, c).await
+        }
+    }
+
+    struct Setup {
+        _dir: tempfile::TempDir,
+        counts: Arc<Counting>,
+        service: Service,
+        bot: BotId,
+        key: String,
+    }
+
+    async fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let counts = Arc::new(Counting {
+            store: SqliteStore::open(&dir.path().join("db")).unwrap(),
+            sealer: LocalKeySealer::open_or_create(&dir.path().join("key")).unwrap(),
+            store_calls: AtomicUsize::new(0),
+            opens: AtomicUsize::new(0),
+        });
+        let service = Service::new(ServiceParts {
+            store: Arc::new(CountingStore(Arc::clone(&counts))),
+            sealer: Arc::new(CountingSealer(Arc::clone(&counts))),
+            events: Arc::new(JsonlEvents::new(
+                &dir.path().join("events.jsonl"),
+                "t",
+                None,
+            )),
+            clock: Arc::new(crate::ports::SystemClock),
+            http: ProviderHttp::new(crate::oauth::http_client().unwrap()),
+            public_url: Url::parse("https://svc.example").unwrap(),
+            admin_key_sha256: [0; 32],
+        });
+        let bot = BotId::parse("acme").unwrap();
+        let key = service.create_bot(bot.clone()).await.unwrap().api_key;
+        // Endpoints on a closed loopback port: any provider call would fail the test.
+        let input: ProviderAppInput = serde_json::from_value(serde_json::json!({
+            "client_id": "c", "client_secret": "s",
+            "authorize_url": "http://127.0.0.1:9/authorize", "token_url": "http://127.0.0.1:9/token"
+        }))
+        .unwrap();
+        service
+            .put_provider(&ProviderName::parse("acme_idp").unwrap(), input)
+            .await
+            .unwrap();
+        service
+            .put_integrations(&bot, "- provider: acme_idp\n  context: user\n")
+            .await
+            .unwrap();
+        Setup {
+            _dir: dir,
+            counts,
+            service,
+            bot,
+            key,
+        }
+    }
+
+    async fn stored_token(s: &Setup, expires_at: Option<i64>, refresh: Option<&str>) -> TokenId {
+        let id = TokenId::generate();
+        let secrets = TokenSecrets {
+            access_token: "at-1".into(),
+            refresh_token: refresh.map(str::to_owned),
+            token_type: "Bearer".into(),
+            scopes: vec![],
+            other: Default::default(),
+            uid: None,
+            info: UserInfo::default(),
+            raw_info: Value::Null,
+        };
+        let sealed = s
+            .counts
+            .sealer
+            .seal(
+                &serde_json::to_vec(&secrets).unwrap(),
+                token_ctx(&s.bot, &id),
+            )
+            .await
+            .unwrap();
+        let record = TokenRecord {
+            bot_id: s.bot.clone(),
+            token_id: id.clone(),
+            alias: Alias::parse("acme_idp").unwrap(),
+            provider: ProviderName::parse("acme_idp").unwrap(),
+            owner: Owner::User(UserId::parse(&format!("u-{id}")).unwrap()),
+            status: TokenStatus::Active,
+            expires_at,
+            sealed,
+            version: 0,
+            created_at: 0,
+            updated_at: 0,
+        };
+        s.counts.store.save_connected(&record).await.unwrap();
+        id
+    }
+
+    fn reset(s: &Setup) {
+        s.counts.store_calls.store(0, SeqCst);
+        s.counts.opens.store(0, SeqCst);
+    }
+
+    #[tokio::test]
+    async fn a_warm_access_token_costs_one_store_read_and_one_decryption() {
+        let s = setup().await;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let id = stored_token(&s, Some(now + 3600), Some("rt-1")).await;
+        s.service.authenticate_bot("acme", &s.key).await.unwrap();
+        reset(&s);
+
+        s.service.authenticate_bot("acme", &s.key).await.unwrap();
+        let view = s.service.access_token(&s.bot, id.as_str()).await.unwrap();
+        assert_eq!(
+            (view.status, view.access_token.as_deref()),
+            ("valid", Some("at-1"))
+        );
+        assert_eq!(s.counts.store_calls.load(SeqCst), 1, "store calls");
+        assert_eq!(s.counts.opens.load(SeqCst), 1, "decryptions");
+    }
+
+    #[tokio::test]
+    async fn tokens_that_cannot_be_refreshed_say_why_without_a_provider_call() {
+        let s = setup().await;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let expired = stored_token(&s, Some(now - 10), None).await;
+        let view = s
+            .service
+            .access_token(&s.bot, expired.as_str())
+            .await
+            .unwrap();
+        assert_eq!((view.status, view.access_token), ("expired", None));
+
+        let forever = stored_token(&s, None, None).await;
+        let view = s
+            .service
+            .access_token(&s.bot, forever.as_str())
+            .await
+            .unwrap();
+        assert_eq!((view.status, view.expires_at), ("valid", None));
+
+        // Due with a refresh token, but the provider is unreachable: 503, nothing changed.
+        let due = stored_token(&s, Some(now + 30), Some("rt-1")).await;
+        let before = s.counts.store.token(&s.bot, &due).await.unwrap();
+        let err = s
+            .service
+            .access_token(&s.bot, due.as_str())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ServiceError::ProviderUnavailable { .. }),
+            "{err:?}"
+        );
+        let after = s.counts.store.token(&s.bot, &due).await.unwrap();
+        assert_eq!(before, after);
+        // The lease was released: the next caller can try at once.
+        assert!(s
+            .counts
+            .store
+            .acquire_lease(&s.bot, &due, "next", now + 30, now)
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn bot_keys_name_their_bot() {
+        let s = setup().await;
+        assert_eq!(
+            s.service.authenticate_bot("acme", &s.key).await,
+            Ok(s.bot.clone())
+        );
+        assert_eq!(
+            s.service.authenticate_bot("beta", &s.key).await,
+            Err(AuthError::OtherBot)
+        );
+        let forged = s.key.replacen("bk.acme.", "bk.beta.", 1);
+        assert_eq!(
+            s.service.authenticate_bot("beta", &forged).await,
+            Err(AuthError::Unauthorized)
+        );
+        assert_eq!(
+            s.service.authenticate_bot("acme", "bk.acme.x").await,
+            Err(AuthError::Unauthorized)
+        );
+        let rotated = s.service.rotate_bot_key(&s.bot).await.unwrap();
+        assert_eq!(
+            s.service.authenticate_bot("acme", &s.key).await,
+            Err(AuthError::Unauthorized)
+        );
+        assert_eq!(
+            s.service.authenticate_bot("acme", &rotated).await,
+            Ok(s.bot.clone())
+        );
+    }
 }

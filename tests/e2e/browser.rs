@@ -12,14 +12,20 @@ async fn a_user_connects_in_a_browser_and_a_used_link_explains_itself() -> anyho
     assert_eq!(page.status, Some(200));
     assert_eq!(page.title, "Connected");
     assert!(page.text.contains("return to the chat"), "{}", page.text);
-    assert!(page.url.starts_with(&format!("{}/oauth/callback/demo?", w.server.base)));
+    assert!(page
+        .url
+        .starts_with(&format!("{}/oauth/callback/demo?", w.server.base)));
     assert_eq!(page.headers["cache-control"], "no-store");
     assert_eq!(page.headers["referrer-policy"], "no-referrer");
     assert_eq!(w.server.events_of("token:demo").len(), 1);
 
     let again = browse(&link, None).await?;
     assert_eq!(again.status, Some(404));
-    assert!(again.text.contains("ask the bot for a new link"), "{}", again.text);
+    assert!(
+        again.text.contains("ask the bot for a new link"),
+        "{}",
+        again.text
+    );
     assert_eq!(w.provider.token_requests("authorization_code").len(), 1);
     Ok(())
 }
@@ -32,7 +38,11 @@ async fn the_bot_builder_connects_on_the_connect_page() -> anyhow::Result<()> {
 
     let page = browse(&url, None).await?;
     assert_eq!(page.title, "Connect integrations");
-    assert!(page.text.contains("demo_bot") && page.text.contains("not connected"), "{}", page.text);
+    assert!(
+        page.text.contains("demo_bot") && page.text.contains("not connected"),
+        "{}",
+        page.text
+    );
 
     let done = browse(&url, Some("Connect")).await?;
     assert_eq!(done.title, "Connected", "{}", done.text);
@@ -42,6 +52,10 @@ async fn the_bot_builder_connects_on_the_connect_page() -> anyhow::Result<()> {
     assert_eq!(w.server.events_of("token:demo_bot").len(), 1);
 
     let after = browse(&url, None).await?;
-    assert!(after.text.contains("Reconnect") && !after.text.contains("not connected"), "{}", after.text);
+    assert!(
+        after.text.contains("Reconnect") && !after.text.contains("not connected"),
+        "{}",
+        after.text
+    );
     Ok(())
 }

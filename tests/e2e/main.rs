@@ -4,4 +4,5 @@ mod bad_input;
 mod browser;
 mod concurrency;
 mod flow;
+mod lifecycle;
 mod refresh;
