@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
+pub mod aws;
+
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdefghijklmnop";
 
 fn workspace_root() -> PathBuf {
@@ -179,7 +181,7 @@ pub struct Server {
 
 impl Server {
     pub async fn start(dir: &Path, providers_file: Option<&Path>) -> anyhow::Result<Self> {
-        Self::start_with(dir, providers_file, Some(ADMIN_KEY), "server.log").await
+        Self::start_with(dir, providers_file, Some(ADMIN_KEY), "server.log", &[]).await
     }
 
     /// Starts the server on `dir/data`, with `ADMIN_KEY` set to `admin_key` or unset, its
@@ -189,6 +191,7 @@ impl Server {
         providers_file: Option<&Path>,
         admin_key: Option<&str>,
         log_name: &str,
+        backend_env: &[(&'static str, String)],
     ) -> anyhow::Result<Self> {
         let bin = local_server_binary()?;
         let data_dir = dir.join("data");
@@ -208,6 +211,12 @@ impl Server {
             Some(k) => cmd.env("ADMIN_KEY", k),
             None => cmd.env_remove("ADMIN_KEY"),
         };
+        if !backend_env.is_empty() {
+            cmd.args(["--backend", "aws"]);
+        }
+        for (k, v) in backend_env {
+            cmd.env(k, v);
+        }
         if let Some(p) = providers_file {
             cmd.arg("--providers").arg(p);
         }
@@ -257,6 +266,22 @@ pub fn client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
+/// Which adapters the service runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, key file, events.jsonl.
+    Sqlite,
+    /// DynamoDB, KMS, EventBridge, all in moto; events read from an SQS queue that an
+    /// EventBridge rule feeds.
+    Aws,
+}
+
+pub struct AwsSide {
+    pub moto: aws::Moto,
+    pub resources: aws::Resources,
+    seen: tokio::sync::Mutex<Vec<Value>>,
+}
+
 /// A running service with a provider registered as `demo`, a bot `acme`, and an
 /// integrations file with a user-context `demo` and a bot-context `demo_bot`.
 pub struct World {
@@ -265,6 +290,7 @@ pub struct World {
     pub server: Server,
     pub http: reqwest::Client,
     pub bot_key: String,
+    pub aws: Option<AwsSide>,
 }
 
 pub const INTEGRATIONS: &str = "\
@@ -279,6 +305,10 @@ pub const INTEGRATIONS: &str = "\
 
 impl World {
     pub async fn new() -> anyhow::Result<Self> {
+        Self::with(Backend::Sqlite).await
+    }
+
+    pub async fn with(backend: Backend) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let provider = Provider::start(dir.path()).await?;
         let providers_file = dir.path().join("providers.yaml");
@@ -289,7 +319,29 @@ impl World {
                 provider.issuer
             ),
         )?;
-        let server = Server::start(dir.path(), Some(&providers_file)).await?;
+        let (aws, env) = match backend {
+            Backend::Sqlite => (None, Vec::new()),
+            Backend::Aws => {
+                let moto = aws::Moto::start(dir.path()).await?;
+                let resources = aws::Resources::create(&moto).await?;
+                let mut env = moto.env();
+                env.extend(resources.env());
+                let side = AwsSide {
+                    moto,
+                    resources,
+                    seen: tokio::sync::Mutex::new(Vec::new()),
+                };
+                (Some(side), env)
+            }
+        };
+        let server = Server::start_with(
+            dir.path(),
+            Some(&providers_file),
+            Some(ADMIN_KEY),
+            "server.log",
+            &env,
+        )
+        .await?;
         let http = client();
         let created: Value = http
             .post(format!("{}/v1/admin/bots", server.base))
@@ -310,6 +362,7 @@ impl World {
             server,
             http,
             bot_key,
+            aws,
         };
         let resp = world
             .bot(reqwest::Method::PUT, "/integrations")
@@ -323,6 +376,59 @@ impl World {
             resp.text().await?
         );
         Ok(world)
+    }
+
+    /// Every event the service emitted so far, in order.
+    pub async fn events(&self) -> anyhow::Result<Vec<Value>> {
+        match &self.aws {
+            None => Ok(self.server.events()),
+            Some(side) => {
+                let mut seen = side.seen.lock().await;
+                seen.extend(side.resources.drain_queue().await?);
+                Ok(seen.clone())
+            }
+        }
+    }
+
+    pub async fn events_of(&self, detail_type: &str) -> anyhow::Result<Vec<Value>> {
+        Ok(self
+            .events()
+            .await?
+            .into_iter()
+            .filter(|e| e["detail-type"] == detail_type)
+            .collect())
+    }
+
+    /// Everything the service wrote down: its log, its events, and what it stored (the
+    /// SQLite files, or every DynamoDB item).
+    pub async fn written(&self) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+        let mut out = vec![(
+            "server log".to_owned(),
+            std::fs::read(&self.server.log_path)?,
+        )];
+        out.push((
+            "events".to_owned(),
+            serde_json::to_vec(&self.events().await?)?,
+        ));
+        match &self.aws {
+            None => {
+                for entry in std::fs::read_dir(&self.server.data_dir)?.flatten() {
+                    out.push((
+                        entry.path().display().to_string(),
+                        std::fs::read(entry.path())?,
+                    ));
+                }
+            }
+            Some(side) => {
+                let items = side.resources.all_items().await?;
+                anyhow::ensure!(!items.is_empty(), "the table is empty");
+                out.push((
+                    "dynamodb items".to_owned(),
+                    format!("{items:?}").into_bytes(),
+                ));
+            }
+        }
+        Ok(out)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -374,11 +480,11 @@ impl World {
 
     /// A whole flow through `link`; returns the token id the `token:<alias>` event carried.
     pub async fn connect_link(&self, start_url: &str, alias: &str) -> anyhow::Result<String> {
-        let before = self.server.events_of(&format!("token:{alias}")).len();
+        let before = self.events_of(&format!("token:{alias}")).await?.len();
         let callback = self.authorize(start_url).await?;
         let page = self.http.get(&callback).send().await?;
         anyhow::ensure!(page.status() == 200, "callback answered {}", page.status());
-        let events = self.server.events_of(&format!("token:{alias}"));
+        let events = self.events_of(&format!("token:{alias}")).await?;
         anyhow::ensure!(events.len() == before + 1, "no token:{alias} event");
         Ok(events[before]["detail"]["token_id"]
             .as_str()

@@ -112,7 +112,7 @@ pub async fn store_links_and_flows(store: Arc<dyn Store>) {
     let b = fresh_bot("flows");
     assert!(store.create_bot(&b, "h", 1).await.unwrap());
     let link = Link {
-        link_id: LinkId::generate(),
+        link_id: LinkId::generate(&b),
         bot_id: b.clone(),
         alias: alias("cal"),
         owner: user("u-1"),
@@ -140,8 +140,8 @@ pub async fn store_links_and_flows(store: Arc<dyn Store>) {
     // Ten callbacks race for one state: exactly one gets the flow.
     let takers = (0..10).map(|_| {
         let store = Arc::clone(&store);
-        let h = flow.state_hash.clone();
-        tokio::spawn(async move { store.take_flow(&h).await.unwrap() })
+        let (h, b) = (flow.state_hash.clone(), b.clone());
+        tokio::spawn(async move { store.take_flow(&b, &h).await.unwrap() })
     });
     let mut won = Vec::new();
     for t in takers {
@@ -150,7 +150,20 @@ pub async fn store_links_and_flows(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(won, vec![flow.clone()]);
-    assert_eq!(store.take_flow(&flow.state_hash).await.unwrap(), None);
+    assert_eq!(store.take_flow(&b, &flow.state_hash).await.unwrap(), None);
+    // A flow is reached only under its own bot.
+    let mut other = flow.clone();
+    other.state_hash = crate::domain::ids::sha256_hex("another state");
+    store.put_flow(&other).await.unwrap();
+    let stranger = fresh_bot("stranger");
+    assert_eq!(
+        store.take_flow(&stranger, &other.state_hash).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.take_flow(&b, &other.state_hash).await.unwrap(),
+        Some(other)
+    );
 }
 
 pub async fn store_tokens_are_isolated_per_bot_and_owner(store: Arc<dyn Store>) {

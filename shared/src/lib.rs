@@ -5,6 +5,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod adapters;
+#[cfg(feature = "aws")]
+pub mod aws;
 #[cfg(any(test, feature = "contract-tests"))]
 pub mod contract;
 pub mod domain;

@@ -62,7 +62,7 @@ pub trait FlowStore: Send + Sync {
     async fn put_flow(&self, flow: &Flow) -> Result<(), StoreError>;
     /// Removes and returns the flow in one step, so a `state` is used at most once
     /// even when two callbacks race (security item 1).
-    async fn take_flow(&self, state_hash: &str) -> Result<Option<Flow>, StoreError>;
+    async fn take_flow(&self, bot: &BotId, state_hash: &str) -> Result<Option<Flow>, StoreError>;
     async fn put_connect_session(&self, session: &ConnectSession) -> Result<(), StoreError>;
     async fn connect_session(&self, id: &LinkId) -> Result<Option<ConnectSession>, StoreError>;
 }
@@ -125,7 +125,6 @@ impl<T: BotStore + ProviderStore + FlowStore + TokenStore> Store for T {}
 pub enum Purpose {
     Token,
     ClientSecret,
-    PkceVerifier,
 }
 
 impl Purpose {
@@ -133,7 +132,6 @@ impl Purpose {
         match self {
             Purpose::Token => "token",
             Purpose::ClientSecret => "client_secret",
-            Purpose::PkceVerifier => "pkce_verifier",
         }
     }
 }

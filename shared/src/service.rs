@@ -2,8 +2,10 @@
 //! SQLite with a key file and on DynamoDB with KMS.
 
 use crate::domain::events::{Event, EventKind};
+use crate::domain::flow_secret;
 use crate::domain::ids::{
-    random_urlsafe, sha256_hex, Alias, BotId, LinkId, ProviderName, TokenId, UserId,
+    new_state, random_urlsafe, sha256_hex, state_bot, Alias, BotId, LinkId, ProviderName, TokenId,
+    UserId,
 };
 use crate::domain::integrations::{parse_integrations, Context, Integration, YamlIssue};
 use crate::domain::providers::{
@@ -550,7 +552,7 @@ impl Service {
         }
         let now = self.clock.unix();
         let link = Link {
-            link_id: LinkId::generate(),
+            link_id: LinkId::generate(bot),
             bot_id: bot.clone(),
             alias: alias.clone(),
             owner,
@@ -592,7 +594,7 @@ impl Service {
             .provider_app(&integration.provider)
             .await?
             .ok_or(PageError::NotConfigured)?;
-        let state = SecretString::from(random_urlsafe(32));
+        let state = SecretString::from(new_state(&link.bot_id));
         let redirect_uri = self.redirect_uri(&app.name);
         let auth = self
             .http
@@ -604,21 +606,10 @@ impl Service {
             )
             .map_err(|e| PageError::Internal(ServiceError::Provider(e)))?;
         let state_hash = sha256_hex(state.expose_secret());
-        let sealed_verifier = match &auth.pkce_verifier {
-            Some(v) => Some(
-                self.sealer
-                    .seal(
-                        v.expose_secret().as_bytes(),
-                        SealContext {
-                            purpose: Purpose::PkceVerifier,
-                            bot: link.bot_id.as_str(),
-                            record: &state_hash,
-                        },
-                    )
-                    .await?,
-            ),
-            None => None,
-        };
+        let sealed_verifier = auth
+            .pkce_verifier
+            .as_ref()
+            .map(|v| flow_secret::seal(v.expose_secret(), state.expose_secret(), &state_hash));
         let flow = Flow {
             state_hash,
             link_id: link.link_id.clone(),
@@ -644,12 +635,10 @@ impl Service {
         params: CallbackParams,
     ) -> Result<Connected, PageError> {
         let state = params.state.as_ref().ok_or(PageError::BadRequest)?;
-        if state.expose_secret().len() > 512 {
-            return Err(PageError::UnknownState);
-        }
+        let state_owner = state_bot(state.expose_secret()).ok_or(PageError::UnknownState)?;
         let flow = self
             .store
-            .take_flow(&sha256_hex(state.expose_secret()))
+            .take_flow(&state_owner, &sha256_hex(state.expose_secret()))
             .await?
             .ok_or(PageError::UnknownState)?;
         let now = self.clock.unix();
@@ -694,20 +683,9 @@ impl Service {
         }
         let verifier = match &flow.sealed_verifier {
             Some(sealed) => {
-                let plain = self
-                    .sealer
-                    .open(
-                        sealed,
-                        SealContext {
-                            purpose: Purpose::PkceVerifier,
-                            bot: flow.bot_id.as_str(),
-                            record: &flow.state_hash,
-                        },
-                    )
-                    .await?;
-                Some(SecretString::from(
-                    String::from_utf8(plain.to_vec()).map_err(|_| SealError::Malformed)?,
-                ))
+                let plain = flow_secret::open(sealed, state.expose_secret(), &flow.state_hash)
+                    .map_err(|_| PageError::Internal(SealError::Open.into()))?;
+                Some(SecretString::from(plain.as_str().to_owned()))
             }
             None => None,
         };
@@ -1135,7 +1113,7 @@ impl Service {
 
     pub async fn create_connect_session(&self, bot: &BotId) -> Result<MintedLink, ServiceError> {
         let session = ConnectSession {
-            session_id: LinkId::generate(),
+            session_id: LinkId::generate(bot),
             bot_id: bot.clone(),
             expires_at: self.clock.unix() + CONNECT_SESSION_TTL_SECS,
         };
@@ -1345,8 +1323,8 @@ mod tests {
         async fn put_flow(&self, f: &Flow) -> Result<(), StoreError> {
             counted!(self.put_flow(f))
         }
-        async fn take_flow(&self, h: &str) -> Result<Option<Flow>, StoreError> {
-            counted!(self.take_flow(h))
+        async fn take_flow(&self, b: &BotId, h: &str) -> Result<Option<Flow>, StoreError> {
+            counted!(self.take_flow(b, h))
         }
         async fn put_connect_session(&self, s: &ConnectSession) -> Result<(), StoreError> {
             counted!(self.put_connect_session(s))

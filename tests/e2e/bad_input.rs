@@ -10,7 +10,7 @@ async fn snapshot(w: &World) -> anyhow::Result<(Value, Value, usize, usize)> {
     Ok((
         integrations,
         tokens,
-        w.server.events().len(),
+        w.events().await?.len(),
         w.provider.token_requests("authorization_code").len(),
     ))
 }
@@ -19,9 +19,7 @@ fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<none>")
 }
 
-#[tokio::test]
-async fn keys_are_required_and_bots_are_isolated() -> anyhow::Result<()> {
-    let w = World::new().await?;
+pub async fn keys_are_required_and_bots_are_isolated(w: World) -> anyhow::Result<()> {
     let token_id = w.connect_user("u-1").await?;
 
     for key in [None, Some("wrong"), Some("bk.acme.not-the-key")] {
@@ -118,9 +116,7 @@ async fn keys_are_required_and_bots_are_isolated() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn operator_inputs_are_checked() -> anyhow::Result<()> {
-    let w = World::new().await?;
+pub async fn operator_inputs_are_checked(w: World) -> anyhow::Result<()> {
     let post = |body: Value| {
         w.http
             .post(w.url("/v1/admin/bots"))
@@ -189,9 +185,7 @@ async fn operator_inputs_are_checked() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_rejected_integrations_file_changes_nothing() -> anyhow::Result<()> {
-    let w = World::new().await?;
+pub async fn a_rejected_integrations_file_changes_nothing(w: World) -> anyhow::Result<()> {
     let before = snapshot(&w).await?;
     let put = |ct: &'static str, body: String| {
         w.bot(Method::PUT, "/integrations")
@@ -240,9 +234,7 @@ async fn a_rejected_integrations_file_changes_nothing() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn link_requests_are_checked() -> anyhow::Result<()> {
-    let w = World::new().await?;
+pub async fn link_requests_are_checked(w: World) -> anyhow::Result<()> {
     let before = snapshot(&w).await?;
     let cases = [
         (
@@ -319,9 +311,7 @@ async fn link_requests_are_checked() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn browser_pages_refuse_bad_links_and_callbacks() -> anyhow::Result<()> {
-    let w = World::new().await?;
+pub async fn browser_pages_refuse_bad_links_and_callbacks(w: World) -> anyhow::Result<()> {
     let get = |url: String| w.http.get(url).send();
 
     let resp = get(w.url("/oauth/start/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")).await?;
@@ -388,10 +378,10 @@ async fn browser_pages_refuse_bad_links_and_callbacks() -> anyhow::Result<()> {
     .await?;
     assert_eq!(resp.status(), 403);
     assert!(resp.text().await?.contains("declined"));
-    let failed = w.server.events_of("oauth_failed:demo");
+    let failed = w.events_of("oauth_failed:demo").await?;
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["detail"]["token_id"], Value::Null);
-    assert!(w.server.events_of("token:demo").is_empty());
+    assert!(w.events_of("token:demo").await?.is_empty());
     assert!(w.provider.token_requests("authorization_code").is_empty());
 
     // Oversized URIs are refused before routing.

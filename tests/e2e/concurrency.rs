@@ -4,9 +4,7 @@ use e2e::World;
 use reqwest::Method;
 use serde_json::json;
 
-#[tokio::test]
-async fn a_callback_is_used_once_even_when_sent_twice_at_once() -> anyhow::Result<()> {
-    let w = World::new().await?;
+pub async fn a_callback_is_used_once_even_when_sent_twice_at_once(w: World) -> anyhow::Result<()> {
     let link = w.mint_link("demo", Some("u-1")).await?;
     let callback = w.authorize(&link).await?;
     let (a, b) = tokio::join!(w.http.get(&callback).send(), w.http.get(&callback).send());
@@ -20,7 +18,7 @@ async fn a_callback_is_used_once_even_when_sent_twice_at_once() -> anyhow::Resul
     assert!(replay.text().await?.contains("new link"));
 
     assert_eq!(w.provider.token_requests("authorization_code").len(), 1);
-    assert_eq!(w.server.events_of("token:demo").len(), 1);
+    assert_eq!(w.events_of("token:demo").await?.len(), 1);
     let (_, tokens) = w.bot_json(Method::GET, "/users/u-1/tokens").await?;
     assert_eq!(tokens["tokens"].as_object().map(|m| m.len()), Some(1));
     // The link is spent once a flow through it completed.
@@ -29,9 +27,7 @@ async fn a_callback_is_used_once_even_when_sent_twice_at_once() -> anyhow::Resul
     Ok(())
 }
 
-#[tokio::test]
-async fn fifty_callers_of_an_expired_token_cause_one_refresh() -> anyhow::Result<()> {
-    let w = World::new().await?;
+pub async fn fifty_callers_of_an_expired_token_cause_one_refresh(w: World) -> anyhow::Result<()> {
     // Tokens that are already inside the refresh margin when issued.
     w.provider.control(json!({"token_ttl": 10})).await?;
     let token_id = w.connect_user("u-1").await?;

@@ -5,7 +5,7 @@ use e2e::{client, Server};
 #[tokio::test]
 async fn first_start_prints_an_admin_key_once_and_keeps_only_its_hash() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut first = Server::start_with(dir.path(), None, None, "first.log").await?;
+    let mut first = Server::start_with(dir.path(), None, None, "first.log", &[]).await?;
     let output = std::fs::read_to_string(&first.log_path)?;
     let key = output
         .split_whitespace()
@@ -32,7 +32,7 @@ async fn first_start_prints_an_admin_key_once_and_keeps_only_its_hash() -> anyho
     assert!(first.terminate().await?.success());
 
     // The next start prints no key, and the first one still works.
-    let second = Server::start_with(dir.path(), None, None, "second.log").await?;
+    let second = Server::start_with(dir.path(), None, None, "second.log", &[]).await?;
     let output = std::fs::read_to_string(&second.log_path)?;
     assert!(
         !output.contains("ak."),

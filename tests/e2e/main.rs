@@ -1,8 +1,56 @@
-//! End-to-end tests: the built local server and a real OAuth server, each a process.
+//! End-to-end tests: the built local server and a real OAuth server, each a process; on the
+//! AWS backend also moto, the AWS emulator.
 
+use e2e::{Backend, World};
+
+/// Runs each scenario against both backends: `name::sqlite` and `name::aws`.
+macro_rules! on_both_backends {
+    ($module:ident: $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+
+                #[tokio::test]
+                async fn sqlite() -> anyhow::Result<()> {
+                    $module::$name(World::with(Backend::Sqlite).await?).await
+                }
+
+                #[tokio::test]
+                async fn aws() -> anyhow::Result<()> {
+                    $module::$name(World::with(Backend::Aws).await?).await
+                }
+            }
+        )*
+    };
+}
+
+mod aws_only;
 mod bad_input;
 mod browser;
 mod concurrency;
 mod flow;
 mod lifecycle;
 mod refresh;
+
+on_both_backends!(flow:
+    a_user_token_from_link_to_deletion,
+    reconnecting_keeps_the_token_id_and_replaces_credentials,
+    a_bot_token_through_the_connect_page,
+    the_operator_registers_providers_without_seeing_secrets_again,
+);
+on_both_backends!(bad_input:
+    keys_are_required_and_bots_are_isolated,
+    operator_inputs_are_checked,
+    a_rejected_integrations_file_changes_nothing,
+    link_requests_are_checked,
+    browser_pages_refuse_bad_links_and_callbacks,
+);
+on_both_backends!(concurrency:
+    a_callback_is_used_once_even_when_sent_twice_at_once,
+    fifty_callers_of_an_expired_token_cause_one_refresh,
+);
+on_both_backends!(refresh:
+    an_expiring_token_is_refreshed_and_stored_before_the_answer,
+    a_refresh_refused_for_good_revokes_the_token,
+    a_provider_outage_answers_503_and_changes_nothing,
+);

@@ -5,9 +5,9 @@ use e2e::World;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-#[tokio::test]
-async fn an_expiring_token_is_refreshed_and_stored_before_the_answer() -> anyhow::Result<()> {
-    let w = World::new().await?;
+pub async fn an_expiring_token_is_refreshed_and_stored_before_the_answer(
+    w: World,
+) -> anyhow::Result<()> {
     let token_id = w.connect_user("u-1").await?;
     let path = format!("/tokens/{token_id}/access-token");
     let (_, first) = w.bot_json(Method::GET, &path).await?;
@@ -40,9 +40,7 @@ async fn an_expiring_token_is_refreshed_and_stored_before_the_answer() -> anyhow
     Ok(())
 }
 
-#[tokio::test]
-async fn a_refresh_refused_for_good_revokes_the_token() -> anyhow::Result<()> {
-    let w = World::new().await?;
+pub async fn a_refresh_refused_for_good_revokes_the_token(w: World) -> anyhow::Result<()> {
     w.provider.control(json!({"token_ttl": 10})).await?;
     let token_id = w.connect_user("u-1").await?;
     w.provider.control(json!({"revoke_all": true})).await?;
@@ -54,7 +52,7 @@ async fn a_refresh_refused_for_good_revokes_the_token() -> anyhow::Result<()> {
         body,
         json!({"access_token": null, "expires_at": null, "status": "revoked"})
     );
-    let revoked = w.server.events_of("token_revoked:demo");
+    let revoked = w.events_of("token_revoked:demo").await?;
     assert_eq!(revoked.len(), 1);
     assert_eq!(revoked[0]["detail"]["token_id"], token_id.as_str());
     // Final: no more refresh attempts.
@@ -69,9 +67,7 @@ async fn a_refresh_refused_for_good_revokes_the_token() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_provider_outage_answers_503_and_changes_nothing() -> anyhow::Result<()> {
-    let w = World::new().await?;
+pub async fn a_provider_outage_answers_503_and_changes_nothing(w: World) -> anyhow::Result<()> {
     w.provider.control(json!({"token_ttl": 10})).await?;
     let token_id = w.connect_user("u-1").await?;
     let (_, before) = w
@@ -93,7 +89,7 @@ async fn a_provider_outage_answers_503_and_changes_nothing() -> anyhow::Result<(
         .bot_json(Method::GET, &format!("/tokens/{token_id}"))
         .await?;
     assert_eq!(before["credentials"], after["credentials"]);
-    assert!(w.server.events_of("token_revoked:demo").is_empty());
+    assert!(w.events_of("token_revoked:demo").await?.is_empty());
 
     // When the provider is back, the same refresh token still works.
     w.provider

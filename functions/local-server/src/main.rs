@@ -8,11 +8,20 @@ use shared::adapters::local_key::LocalKeySealer;
 use shared::adapters::sqlite::SqliteStore;
 use shared::domain::ids::{random_urlsafe, sha256_hex};
 use shared::oauth::{http_client, ProviderHttp};
-use shared::ports::SystemClock;
+use shared::ports::{EventPublisher, Sealer, Store, SystemClock};
 use shared::service::{Service, ServiceParts};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Backend {
+    /// SQLite, a key file and events.jsonl in the data directory.
+    Sqlite,
+    /// DynamoDB, KMS and EventBridge, from TABLE_NAME, KMS_KEY_ID, EVENT_BUS_NAME,
+    /// EVENT_SOURCE and the AWS SDK's own settings (AWS_ENDPOINT_URL for an emulator).
+    Aws,
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,6 +41,9 @@ struct Args {
     /// YAML file of provider apps (`providers: {name: {client_id, client_secret, ...}}`).
     #[arg(long = "providers", env = "PROVIDERS_FILE")]
     providers_file: Option<PathBuf>,
+    /// Where tokens, keys and events go.
+    #[arg(long, env = "BACKEND", value_enum, default_value = "sqlite")]
+    backend: Backend,
     /// Log as JSON lines instead of readable text.
     #[arg(long, env = "LOG_JSON", default_value_t = false)]
     log_json: bool,
@@ -148,19 +160,31 @@ async fn main() -> anyhow::Result<()> {
         None => url::Url::parse(&format!("http://{bound}"))?,
     };
     let client = http_client().context("cannot build the HTTP client")?;
-    let store = SqliteStore::open(&args.data_dir.join("integrations.sqlite3"))
-        .context("cannot open the database")?;
-    let sealer = LocalKeySealer::open_or_create(&args.data_dir.join("sealing.key"))?;
-    let source = std::env::var("EVENT_SOURCE").unwrap_or_else(|_| "bot-integrations".to_owned());
-    let events = JsonlEvents::new(
-        &args.data_dir.join("events.jsonl"),
-        &source,
-        webhook(client.clone())?,
-    );
+    let (store, sealer, events): (Arc<dyn Store>, Arc<dyn Sealer>, Arc<dyn EventPublisher>) =
+        match args.backend {
+            Backend::Sqlite => {
+                let store = SqliteStore::open(&args.data_dir.join("integrations.sqlite3"))
+                    .context("cannot open the database")?;
+                let sealer = LocalKeySealer::open_or_create(&args.data_dir.join("sealing.key"))?;
+                let source =
+                    std::env::var("EVENT_SOURCE").unwrap_or_else(|_| "bot-integrations".to_owned());
+                let events = JsonlEvents::new(
+                    &args.data_dir.join("events.jsonl"),
+                    &source,
+                    webhook(client.clone())?,
+                );
+                (Arc::new(store), Arc::new(sealer), Arc::new(events))
+            }
+            Backend::Aws => {
+                let resources = shared::aws::AwsResources::from_env()?;
+                tracing::info!(table = %resources.table, bus = %resources.event_bus, "using the AWS backend");
+                shared::aws::adapters(&shared::aws::sdk_config().await, &resources)
+            }
+        };
     let service = Arc::new(Service::new(ServiceParts {
-        store: Arc::new(store),
-        sealer: Arc::new(sealer),
-        events: Arc::new(events),
+        store,
+        sealer,
+        events,
         clock: Arc::new(SystemClock),
         http: ProviderHttp::new(client),
         public_url: public_url.clone(),

@@ -1,5 +1,11 @@
 //! Implementations of the ports.
 
+#[cfg(feature = "aws")]
+pub mod dynamodb;
+#[cfg(feature = "aws")]
+pub mod eventbridge;
 pub mod jsonl_events;
+#[cfg(feature = "aws")]
+pub mod kms;
 pub mod local_key;
 pub mod sqlite;

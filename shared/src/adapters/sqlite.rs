@@ -370,13 +370,13 @@ impl FlowStore for SqliteStore {
         .await
     }
 
-    async fn take_flow(&self, state_hash: &str) -> Result<Option<Flow>, StoreError> {
-        let h = state_hash.to_owned();
+    async fn take_flow(&self, bot: &BotId, state_hash: &str) -> Result<Option<Flow>, StoreError> {
+        let (bot, h) = (bot.to_string(), state_hash.to_owned());
         self.run(move |c| {
             c.query_row(
-                "DELETE FROM flows WHERE state_hash = ?1
+                "DELETE FROM flows WHERE state_hash = ?1 AND bot_id = ?2
                  RETURNING state_hash, link_id, bot_id, alias, provider, user_id, sealed_verifier, redirect_uri, expires_at, created_at",
-                [h],
+                [h, bot],
                 flow_from,
             )
             .optional()

@@ -74,7 +74,8 @@ string_id!(
     TokenId
 );
 string_id!(
-    /// The random part of a link, flow or connect URL (192 random bits, base64url).
+    /// A link or connect-page id: `{bot_id}.{32 base64url characters}` (192 random bits).
+    /// It names its bot so that storage keys always include the bot.
     LinkId
 );
 
@@ -184,17 +185,40 @@ impl TokenId {
 }
 
 impl LinkId {
-    pub fn generate() -> Self {
-        Self(random_urlsafe(LINK_RANDOM_BYTES))
+    pub fn generate(bot: &BotId) -> Self {
+        Self(format!("{bot}.{}", random_urlsafe(LINK_RANDOM_BYTES)))
     }
 
     pub fn parse(raw: &str) -> Result<Self, InvalidId> {
-        if raw.len() == LINK_RANDOM_BYTES * 4 / 3 && is_base64url(raw) {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(invalid("link", "is not a link id"))
+        match raw.split_once('.') {
+            Some((bot, rest))
+                if BotId::parse(bot).is_ok()
+                    && rest.len() == LINK_RANDOM_BYTES * 4 / 3
+                    && is_base64url(rest) =>
+            {
+                Ok(Self(raw.to_owned()))
+            }
+            _ => Err(invalid("link", "is not a link id")),
         }
     }
+
+    /// The bot this link belongs to.
+    pub fn bot(&self) -> BotId {
+        BotId(self.0.split_once('.').map_or("", |(b, _)| b).to_owned())
+    }
+}
+
+/// A fresh OAuth `state`: `{bot_id}.{43 base64url characters}` (256 random bits).
+pub fn new_state(bot: &BotId) -> String {
+    format!("{bot}.{}", random_urlsafe(32))
+}
+
+/// The bot a `state` names, when it has the shape of one.
+pub fn state_bot(state: &str) -> Option<BotId> {
+    let (bot, rest) = state.split_once('.')?;
+    (rest.len() == 43 && is_base64url(rest))
+        .then(|| BotId::parse(bot).ok())
+        .flatten()
 }
 
 /// `n` bytes from the operating system's generator, base64url without padding.
@@ -249,8 +273,16 @@ mod tests {
         assert!(a.as_str().len() >= 4 + 24);
         assert!(TokenId::parse("tok_short").is_err());
         assert!(TokenId::parse(&a.as_str().replace("tok_", "tik_")).is_err());
-        let link = LinkId::generate();
-        assert_eq!(LinkId::parse(link.as_str()), Ok(link));
+        let acme = BotId::parse("acme").unwrap();
+        let link = LinkId::generate(&acme);
+        assert_eq!(LinkId::parse(link.as_str()), Ok(link.clone()));
+        assert_eq!(link.bot(), acme);
+        assert!(link.as_str().len() >= "acme.".len() + 32);
         assert!(LinkId::parse("../../etc/passwd").is_err());
+        assert!(LinkId::parse(&link.as_str().replace("acme.", "Acme.")).is_err());
+        let state = new_state(&acme);
+        assert_eq!(state_bot(&state), Some(acme));
+        assert_eq!(state_bot("acme.short"), None);
+        assert_eq!(state_bot("no-dot"), None);
     }
 }

@@ -1,6 +1,7 @@
 //! Pure types and rules: no storage, no HTTP framework, no cloud SDK.
 
 pub mod events;
+pub mod flow_secret;
 pub mod ids;
 pub mod integrations;
 pub mod providers;

@@ -140,7 +140,7 @@ pub struct Flow {
     pub alias: Alias,
     pub provider: ProviderName,
     pub owner: Owner,
-    /// The PKCE verifier, sealed; `None` when the provider does not support PKCE.
+    /// The PKCE verifier, encrypted under the state (`flow_secret`); `None` without PKCE.
     pub sealed_verifier: Option<String>,
     pub redirect_uri: String,
     pub expires_at: i64,

@@ -1,0 +1,227 @@
+//! moto, the AWS emulator, as a process, and the AWS resources the service needs in it.
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+use std::path::Path;
+use tokio::process::{Child, Command};
+
+pub const REGION: &str = "us-east-1";
+pub const TABLE: &str = "integrations";
+pub const BUS: &str = "integrations-events";
+
+pub struct Moto {
+    _child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Starts `moto_server` from the checkout's virtual environment on a free port, with its
+    /// request recorder available.
+    pub async fn start(dir: &Path) -> anyhow::Result<Self> {
+        let bin = super::workspace_root().join(".venv/bin/moto_server");
+        if !bin.exists() {
+            bail!(
+                "moto is not installed: run `scripts/setup`, which installs moto[server] from PyPI \
+                 into .venv (python3 -m venv .venv && .venv/bin/pip install 'moto[server]')"
+            );
+        }
+        let out = dir.join("moto.out");
+        let (stdout, stderr) = super::output_file(&out)?;
+        let mut child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", "0"])
+            .env("MOTO_ENABLE_RECORDING", "True")
+            .env("MOTO_RECORDER_FILEPATH", dir.join("moto-recording.jsonl"))
+            .stdout(stdout)
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start moto_server")?;
+        let line = super::wait_for_line(&out, "Running on http://", &mut child).await?;
+        let endpoint = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .context("moto printed no address")?
+            .trim_end_matches('/')
+            .to_owned();
+        Ok(Self {
+            _child: child,
+            endpoint,
+        })
+    }
+
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing", "testing", None, None, "moto",
+            ))
+            .load()
+            .await
+    }
+
+    /// The environment a service process needs to reach this emulator.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_REGION", REGION.into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    async fn recorder(&self, action: &str) -> anyhow::Result<String> {
+        let url = format!("{}/moto-api/recorder/{action}", self.endpoint);
+        let http = reqwest::Client::new();
+        let resp = if action == "download-recording" {
+            http.get(url).send().await?
+        } else {
+            http.post(url).send().await?
+        };
+        anyhow::ensure!(
+            resp.status().is_success(),
+            "recorder {action}: {}",
+            resp.status()
+        );
+        Ok(resp.text().await?)
+    }
+
+    /// Starts counting requests from now on.
+    pub async fn start_counting(&self) -> anyhow::Result<()> {
+        self.recorder("reset-recording").await?;
+        self.recorder("start-recording").await.map(|_| ())
+    }
+
+    /// Requests since `start_counting`, by operation (`X-Amz-Target`, e.g.
+    /// `DynamoDB_20120810.GetItem`, `TrentService.GenerateDataKey`).
+    pub async fn counts(&self) -> anyhow::Result<std::collections::BTreeMap<String, usize>> {
+        self.recorder("stop-recording").await?;
+        let text = self.recorder("download-recording").await?;
+        let mut counts = std::collections::BTreeMap::new();
+        for line in text.lines() {
+            let Ok(v) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            let target = v["headers"]["X-Amz-Target"]
+                .as_str()
+                .or_else(|| v["headers"]["x-amz-target"].as_str())
+                .unwrap_or("other");
+            *counts.entry(target.to_owned()).or_insert(0) += 1;
+        }
+        Ok(counts)
+    }
+}
+
+/// The resources of one service: table, key, bus, and a queue that receives the bus's
+/// events through a rule.
+pub struct Resources {
+    pub kms_key_id: String,
+    pub queue_url: String,
+    pub sdk: aws_config::SdkConfig,
+}
+
+impl Resources {
+    pub async fn create(moto: &Moto) -> anyhow::Result<Self> {
+        let sdk = moto.sdk().await;
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        shared::adapters::dynamodb::DynamoStore::create_table(&ddb, TABLE)
+            .await
+            .context("create table")?;
+        let kms = aws_sdk_kms::Client::new(&sdk);
+        let key = kms.create_key().send().await?;
+        let kms_key_id = key
+            .key_metadata()
+            .map(|m| m.key_id().to_owned())
+            .context("no key id")?;
+        let events = aws_sdk_eventbridge::Client::new(&sdk);
+        events.create_event_bus().name(BUS).send().await?;
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let queue = sqs.create_queue().queue_name("bot-events").send().await?;
+        let queue_url = queue.queue_url().context("no queue url")?.to_owned();
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await?;
+        let queue_arn = attrs
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .context("no queue arn")?
+            .clone();
+        events
+            .put_rule()
+            .name("to-bot-platform")
+            .event_bus_name(BUS)
+            .event_pattern(r#"{"source": ["bot-integrations"]}"#)
+            .send()
+            .await?;
+        events
+            .put_targets()
+            .rule("to-bot-platform")
+            .event_bus_name(BUS)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("queue")
+                    .arn(queue_arn)
+                    .build()?,
+            )
+            .send()
+            .await?;
+        Ok(Self {
+            kms_key_id,
+            queue_url,
+            sdk,
+        })
+    }
+
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("TABLE_NAME", TABLE.into()),
+            ("KMS_KEY_ID", self.kms_key_id.clone()),
+            ("EVENT_BUS_NAME", BUS.into()),
+        ]
+    }
+
+    /// Every event that reached the queue since the last call.
+    pub async fn drain_queue(&self) -> anyhow::Result<Vec<Value>> {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk);
+        let mut out = Vec::new();
+        loop {
+            let got = sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await?;
+            let messages = got.messages();
+            if messages.is_empty() {
+                return Ok(out);
+            }
+            for m in messages {
+                if let Some(body) = m.body() {
+                    out.push(serde_json::from_str(body)?);
+                }
+                if let Some(handle) = m.receipt_handle() {
+                    sqs.delete_message()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await?;
+                }
+            }
+        }
+    }
+
+    /// Every item of the table, for tests that look at what is stored.
+    pub async fn all_items(
+        &self,
+    ) -> anyhow::Result<
+        Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+    > {
+        let ddb = aws_sdk_dynamodb::Client::new(&self.sdk);
+        let out = ddb.scan().table_name(TABLE).send().await?;
+        Ok(out.items().to_vec())
+    }
+}
