@@ -364,3 +364,73 @@ pub async fn sealer_binds_each_blob_to_its_record(sealer: Arc<dyn Sealer>) {
     assert!(sealer.open("v1.nope", here).await.is_err());
     assert!(sealer.open("", here).await.is_err());
 }
+
+/// Publishes two events and checks what `delivered` reads back: both, in the contract's
+/// envelope, in order, carrying ids only.
+pub async fn publisher_delivers_envelopes<F, Fut>(
+    publisher: Arc<dyn crate::ports::EventPublisher>,
+    source: &str,
+    delivered: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Vec<serde_json::Value>>,
+{
+    use crate::domain::events::{Event, EventKind};
+    let b = fresh_bot("events");
+    let token = TokenId::generate();
+    let provider = ProviderName::parse("google").unwrap();
+    let connected = Event::new(
+        EventKind::Token,
+        &b,
+        &alias("cal"),
+        &provider,
+        &user("u-1"),
+        Some(&token),
+        time::OffsetDateTime::now_utc(),
+    );
+    let failed = Event::new(
+        EventKind::OauthFailed,
+        &b,
+        &alias("cal"),
+        &provider,
+        &Owner::Bot,
+        None,
+        time::OffsetDateTime::now_utc(),
+    );
+    publisher
+        .publish(std::slice::from_ref(&connected))
+        .await
+        .unwrap();
+    publisher
+        .publish(std::slice::from_ref(&failed))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        seen.extend(
+            delivered()
+                .await
+                .into_iter()
+                .filter(|e| e["detail"]["bot_id"] == b.as_str()),
+        );
+        if seen.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0]["detail-type"], "token:cal");
+    assert_eq!(seen[0]["source"], source);
+    assert_eq!(seen[0]["detail"]["token_id"], token.as_str());
+    assert_eq!(seen[0]["detail"]["payload"], token.as_str());
+    assert_eq!(seen[0]["detail"]["user_id"], "u-1");
+    assert_eq!(seen[0]["detail"]["context"], "user");
+    assert_eq!(
+        seen[0]["detail"]["event_id"],
+        connected.detail.event_id.as_str()
+    );
+    assert_eq!(seen[1]["detail-type"], "oauth_failed:cal");
+    assert_eq!(seen[1]["detail"]["token_id"], serde_json::Value::Null);
+    assert_eq!(seen[1]["detail"]["user_id"], serde_json::Value::Null);
+    assert_eq!(seen[1]["detail"]["context"], "bot");
+}

@@ -28,6 +28,7 @@ mod aws_only;
 mod bad_input;
 mod browser;
 mod concurrency;
+mod contracts;
 mod flow;
 mod lifecycle;
 mod refresh;

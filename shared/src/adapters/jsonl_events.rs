@@ -159,6 +159,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let sink = Arc::new(JsonlEvents::new(&path, "bot-integrations", None));
+        crate::contract::publisher_delivers_envelopes(sink, "bot-integrations", || async {
+            std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        })
+        .await;
+    }
+
+    #[tokio::test]
     async fn events_are_appended_as_envelopes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
