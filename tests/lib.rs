@@ -11,44 +11,61 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
 pub mod aws;
+pub mod lambda;
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdefghijklmnop";
 
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()
 }
 
-/// Builds `local-server` once per test run and returns its path.
+/// Builds the workspace's binaries once per test run and returns the path of `name`.
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    static BINS: OnceLock<Result<Vec<(String, PathBuf)>, String>> = OnceLock::new();
+    let bins = BINS
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let out = std::process::Command::new(cargo)
+                .args(["build", "--message-format=json-render-diagnostics"])
+                .args([
+                    "-p",
+                    "local-server",
+                    "-p",
+                    "oauth-start",
+                    "-p",
+                    "oauth-callback",
+                    "-p",
+                    "token-api",
+                ])
+                .current_dir(workspace_root())
+                .stderr(Stdio::inherit())
+                .output()
+                .map_err(|e| format!("cannot run cargo build: {e}"))?;
+            if !out.status.success() {
+                return Err("cargo build of the service's binaries failed".into());
+            }
+            Ok(String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter_map(|v| {
+                    let exe = v["executable"].as_str()?;
+                    Some((v["target"]["name"].as_str()?.to_owned(), PathBuf::from(exe)))
+                })
+                .collect())
+        })
+        .clone()
+        .map_err(|e| anyhow!(e))?;
+    bins.into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, p)| p)
+        .ok_or_else(|| anyhow!("cargo build produced no {name} executable"))
+}
+
 fn local_server_binary() -> anyhow::Result<PathBuf> {
-    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = std::process::Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "local-server",
-                "--message-format=json-render-diagnostics",
-            ])
-            .current_dir(workspace_root())
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(|e| format!("cannot run cargo build: {e}"))?;
-        if !out.status.success() {
-            return Err("cargo build -p local-server failed".into());
-        }
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["target"]["name"] == "local-server")
-            .find_map(|v| v["executable"].as_str().map(PathBuf::from))
-            .ok_or_else(|| "cargo build reported no local-server executable".into())
-    })
-    .clone()
-    .map_err(|e| anyhow!(e))
+    binary("local-server")
 }
 
 /// Fails, with the way to fix it, when Node.js or the provider's package is missing.
@@ -71,7 +88,7 @@ fn provider_prerequisites() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-async fn wait_for_line(path: &Path, needle: &str, child: &mut Child) -> anyhow::Result<String> {
+pub async fn wait_for_line(path: &Path, needle: &str, child: &mut Child) -> anyhow::Result<String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(text) = std::fs::read_to_string(path) {
@@ -90,7 +107,7 @@ async fn wait_for_line(path: &Path, needle: &str, child: &mut Child) -> anyhow::
     }
 }
 
-fn output_file(path: &Path) -> anyhow::Result<(Stdio, Stdio)> {
+pub fn output_file(path: &Path) -> anyhow::Result<(Stdio, Stdio)> {
     let f = std::fs::File::create(path)?;
     Ok((Stdio::from(f.try_clone()?), Stdio::from(f)))
 }

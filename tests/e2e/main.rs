@@ -30,6 +30,7 @@ mod browser;
 mod concurrency;
 mod contracts;
 mod flow;
+mod lambda;
 mod lifecycle;
 mod refresh;
 

@@ -1,0 +1,13 @@
+//! OAuth start: `GET /oauth/start/{link_id}` records a flow and redirects to the provider.
+
+use lambda_http::{run, tracing, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    // JSON or text, and the level, as the function's log configuration asks
+    // (AWS_LAMBDA_LOG_FORMAT, AWS_LAMBDA_LOG_LEVEL).
+    tracing::init_default_subscriber();
+    let config = shared::aws::LambdaConfig::from_env()?;
+    let service = shared::aws::lambda_service(&config).await?;
+    run(shared::http::start_router(service)).await
+}

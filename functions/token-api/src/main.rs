@@ -1,0 +1,13 @@
+//! Token API: `/v1` for operators and bots, the connect page and `/openapi.json`.
+
+use lambda_http::{run, tracing, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    // JSON or text, and the level, as the function's log configuration asks
+    // (AWS_LAMBDA_LOG_FORMAT, AWS_LAMBDA_LOG_LEVEL).
+    tracing::init_default_subscriber();
+    let config = shared::aws::LambdaConfig::from_env()?;
+    let service = shared::aws::lambda_service(&config).await?;
+    run(shared::http::token_api_router(service)).await
+}

@@ -1,0 +1,233 @@
+//! The three Lambda functions, each its real binary, answering API Gateway HTTP API
+//! (payload 2.0) events through the Lambda Runtime API, on DynamoDB, KMS and EventBridge in
+//! moto.
+
+use e2e::aws::{Moto, Resources};
+use e2e::lambda::{http_event, Function};
+use e2e::{client, location, Provider};
+use serde_json::{json, Value};
+
+/// The key of `events/token-api.json`; its SHA-256 is what a deployment sets.
+const FIXTURE_ADMIN_KEY: &str = "example-admin-key-change-me-0123456789abcdef";
+const FIXTURE_ADMIN_KEY_SHA256: &str =
+    "c9e535ddccaeb1442a3a55f93d6d5e2d16629a384aca4d111e8b8538e7153856";
+const PUBLIC_URL: &str = "https://abc123.execute-api.us-east-1.amazonaws.com";
+
+struct Functions {
+    _dir: tempfile::TempDir,
+    _moto: Moto,
+    resources: Resources,
+    start: Function,
+    callback: Function,
+    api: Function,
+}
+
+async fn functions() -> anyhow::Result<Functions> {
+    let dir = tempfile::tempdir()?;
+    let moto = Moto::start(dir.path()).await?;
+    let resources = Resources::create(&moto).await?;
+    let mut env = moto.env();
+    env.extend(resources.env());
+    env.push(("PUBLIC_URL", PUBLIC_URL.into()));
+    env.push(("ADMIN_KEY_SHA256", FIXTURE_ADMIN_KEY_SHA256.into()));
+    let start = Function::start(dir.path(), "oauth-start", &env).await?;
+    let callback = Function::start(dir.path(), "oauth-callback", &env).await?;
+    let api = Function::start(dir.path(), "token-api", &env).await?;
+    Ok(Functions {
+        _dir: dir,
+        _moto: moto,
+        resources,
+        start,
+        callback,
+        api,
+    })
+}
+
+fn fixture(name: &str) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(e2e::workspace_root().join("events").join(name))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn header<'a>(answer: &'a Value, name: &str) -> &'a str {
+    answer["headers"][name].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn each_fixture_gets_its_answer_from_the_real_handler() -> anyhow::Result<()> {
+    let f = functions().await?;
+
+    let created = f.api.invoke(fixture("token-api.json")?).await?;
+    assert_eq!(created["statusCode"], 201, "{created}");
+    let body: Value = serde_json::from_str(created["body"].as_str().unwrap_or_default())?;
+    assert_eq!(body["bot_id"], "acme");
+    assert!(body["api_key"]
+        .as_str()
+        .is_some_and(|k| k.starts_with("bk.acme.")));
+    let again = f.api.invoke(fixture("token-api.json")?).await?;
+    assert_eq!(again["statusCode"], 409);
+
+    let start = f.start.invoke(fixture("oauth-start.json")?).await?;
+    assert_eq!(start["statusCode"], 404, "{start}");
+    assert_eq!(header(&start, "cache-control"), "no-store");
+    assert!(start["body"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("ask the bot for a new link"));
+
+    let callback = f.callback.invoke(fixture("oauth-callback.json")?).await?;
+    assert_eq!(callback["statusCode"], 400, "{callback}");
+    assert_eq!(header(&callback, "referrer-policy"), "no-referrer");
+    let page = callback["body"].as_str().unwrap_or_default();
+    assert!(
+        !page.contains("example-code") && !page.contains("BBBB"),
+        "the page echoed code or state"
+    );
+
+    // Logs are JSON lines, as AWS_LAMBDA_LOG_FORMAT=JSON asks.
+    let log = std::fs::read_to_string(&f.api.log_path)?;
+    let line = log
+        .lines()
+        .find(|l| l.contains("bot created"))
+        .expect("a log line for the new bot");
+    let parsed: Value = serde_json::from_str(line)?;
+    assert_eq!(parsed["level"], "INFO");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_whole_flow_through_the_three_functions() -> anyhow::Result<()> {
+    let f = functions().await?;
+    let dir = tempfile::tempdir()?;
+    let provider = Provider::start(dir.path()).await?;
+    let admin = format!("Bearer {FIXTURE_ADMIN_KEY}");
+    let api = |method: &str, path: &str, auth: &str, ct: &str, body: Option<&str>| {
+        http_event(
+            "token-api.json",
+            method,
+            path,
+            &[("authorization", auth), ("content-type", ct)],
+            body,
+        )
+    };
+
+    let registered = f
+        .api
+        .invoke(api(
+            "PUT",
+            "/v1/admin/providers/demo",
+            &admin,
+            "application/json",
+            Some(&json!({"client_id": "demo-client", "client_secret": "canary-client-secret", "issuer": provider.issuer}).to_string()),
+        )?)
+        .await?;
+    assert_eq!(registered["statusCode"], 200, "{registered}");
+    let created = f.api.invoke(fixture("token-api.json")?).await?;
+    let key = serde_json::from_str::<Value>(created["body"].as_str().unwrap_or_default())?
+        ["api_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let bot = format!("Bearer {key}");
+    let put = f
+        .api
+        .invoke(api(
+            "PUT",
+            "/v1/bots/acme/integrations",
+            &bot,
+            "application/yaml",
+            Some(e2e::INTEGRATIONS),
+        )?)
+        .await?;
+    assert_eq!(put["statusCode"], 200, "{put}");
+    let minted = f
+        .api
+        .invoke(api(
+            "POST",
+            "/v1/bots/acme/oauth-links",
+            &bot,
+            "application/json",
+            Some(r#"{"alias":"demo","user_id":"u-1"}"#),
+        )?)
+        .await?;
+    assert_eq!(minted["statusCode"], 201, "{minted}");
+    let link = serde_json::from_str::<Value>(minted["body"].as_str().unwrap_or_default())?["url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        link.starts_with(&format!("{PUBLIC_URL}/oauth/start/acme.")),
+        "{link}"
+    );
+
+    // The browser: start function → provider → callback function.
+    let started = f
+        .start
+        .invoke(http_event(
+            "oauth-start.json",
+            "GET",
+            link.trim_start_matches(PUBLIC_URL),
+            &[],
+            None,
+        )?)
+        .await?;
+    assert_eq!(started["statusCode"], 302, "{started}");
+    let authorize = header(&started, "location").to_owned();
+    assert!(authorize.starts_with(&provider.issuer));
+    assert!(authorize.contains(&format!(
+        "redirect_uri={}",
+        url::form_urlencoded::byte_serialize(
+            format!("{PUBLIC_URL}/oauth/callback/demo").as_bytes()
+        )
+        .collect::<String>()
+    )));
+    let back = location(client().get(&authorize).send().await?)?;
+    let back = back.trim_start_matches(PUBLIC_URL);
+    assert!(back.starts_with("/oauth/callback/demo?"), "{back}");
+    let done = f
+        .callback
+        .invoke(http_event("oauth-callback.json", "GET", back, &[], None)?)
+        .await?;
+    assert_eq!(done["statusCode"], 200, "{done}");
+    assert!(done["body"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("return to the chat"));
+
+    let events = f.resources.drain_queue().await?;
+    let token_event = events
+        .iter()
+        .find(|e| e["detail-type"] == "token:demo")
+        .expect("token:demo on the bus");
+    let token_id = token_event["detail"]["token_id"]
+        .as_str()
+        .unwrap_or_default();
+    let tokens = f
+        .api
+        .invoke(api(
+            "GET",
+            "/v1/bots/acme/users/u-1/tokens",
+            &bot,
+            "application/json",
+            None,
+        )?)
+        .await?;
+    let tokens: Value = serde_json::from_str(tokens["body"].as_str().unwrap_or_default())?;
+    assert_eq!(tokens["tokens"]["demo"], token_id);
+    let access = f
+        .api
+        .invoke(api(
+            "GET",
+            &format!("/v1/bots/acme/tokens/{token_id}/access-token"),
+            &bot,
+            "application/json",
+            None,
+        )?)
+        .await?;
+    let access: Value = serde_json::from_str(access["body"].as_str().unwrap_or_default())?;
+    assert_eq!(access["status"], "valid");
+    assert_eq!(
+        access["access_token"],
+        provider.token_requests("authorization_code")[0]["access_token"]
+    );
+    Ok(())
+}
