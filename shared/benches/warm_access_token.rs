@@ -1,0 +1,113 @@
+//! The warm `access-token` path through the whole router (key check, one store read, one
+//! decryption, JSON answer) on the embedded backends, as latency percentiles.
+//!
+//!     cargo bench -p integrations-shared --bench warm_access_token
+
+use axum::body::Body;
+use axum::http::{header, Request};
+use http_body_util::BodyExt;
+use shared::adapters::jsonl_events::JsonlEvents;
+use shared::adapters::local_key::LocalKeySealer;
+use shared::adapters::sqlite::SqliteStore;
+use shared::domain::ids::{sha256_hex, Alias, BotId, ProviderName, TokenId, UserId};
+use shared::domain::providers::UserInfo;
+use shared::domain::token::{Owner, TokenRecord, TokenSecrets, TokenStatus};
+use shared::oauth::{http_client, ProviderHttp};
+use shared::ports::{Purpose, SealContext, Sealer, SystemClock, TokenStore};
+use shared::service::{Service, ServiceParts};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tower::ServiceExt;
+
+const ITERATIONS: usize = 5_000;
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+    let sealer = LocalKeySealer::open_or_create(&dir.path().join("key")).unwrap();
+    let bot = BotId::parse("acme").unwrap();
+    let id = TokenId::generate();
+    let secrets = TokenSecrets {
+        access_token: "at".repeat(40),
+        refresh_token: Some("rt".repeat(40)),
+        token_type: "Bearer".into(),
+        scopes: vec!["email".into()],
+        other: Default::default(),
+        uid: Some("1".into()),
+        info: UserInfo::default(),
+        raw_info: serde_json::json!({"sub": "1", "name": "Ada"}),
+    };
+    let ctx = SealContext {
+        purpose: Purpose::Token,
+        bot: bot.as_str(),
+        record: id.as_str(),
+    };
+    let sealed = sealer
+        .seal(&serde_json::to_vec(&secrets).unwrap(), ctx)
+        .await
+        .unwrap();
+    let service = Service::new(ServiceParts {
+        store: Arc::new(store.clone()),
+        sealer: Arc::new(sealer),
+        events: Arc::new(JsonlEvents::new(
+            &dir.path().join("events.jsonl"),
+            "bench",
+            None,
+        )),
+        clock: Arc::new(SystemClock),
+        http: ProviderHttp::new(http_client().unwrap()),
+        public_url: url::Url::parse("https://svc.example").unwrap(),
+        admin_key_sha256: hex::decode(sha256_hex("x")).unwrap().try_into().unwrap(),
+    });
+    let key = service.create_bot(bot.clone()).await.unwrap().api_key;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    store
+        .save_connected(&TokenRecord {
+            bot_id: bot.clone(),
+            token_id: id.clone(),
+            alias: Alias::parse("google").unwrap(),
+            provider: ProviderName::parse("google").unwrap(),
+            owner: Owner::User(UserId::parse("u-1").unwrap()),
+            status: TokenStatus::Active,
+            expires_at: Some(now + 3600),
+            sealed,
+            version: 0,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    let router = shared::http::local_router(Arc::new(service));
+    let uri = format!("/v1/bots/acme/tokens/{id}/access-token");
+    let call = || async {
+        let req = Request::get(&uri)
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap();
+        let resp = router.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.into_body().collect().await.unwrap();
+    };
+    for _ in 0..200 {
+        call().await;
+    }
+    let mut samples: Vec<Duration> = Vec::with_capacity(ITERATIONS);
+    let started = Instant::now();
+    for _ in 0..ITERATIONS {
+        let t = Instant::now();
+        call().await;
+        samples.push(t.elapsed());
+    }
+    let total = started.elapsed();
+    samples.sort();
+    let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
+    println!(
+        "warm access-token, {ITERATIONS} calls: p50 {:?}, p90 {:?}, p99 {:?}, max {:?}; {:.0} calls/s on one task",
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        samples[samples.len() - 1],
+        ITERATIONS as f64 / total.as_secs_f64()
+    );
+}
