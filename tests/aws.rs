@@ -95,6 +95,16 @@ impl Moto {
 
     /// Requests since `start_counting`, by operation (`X-Amz-Target`, e.g.
     /// `DynamoDB_20120810.GetItem`, `TrentService.GenerateDataKey`).
+    /// Every request recorded since `start_counting`, as moto wrote it down.
+    pub async fn recording(&self) -> anyhow::Result<Vec<Value>> {
+        self.recorder("stop-recording").await?;
+        let text = self.recorder("download-recording").await?;
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect())
+    }
+
     pub async fn counts(&self) -> anyhow::Result<std::collections::BTreeMap<String, usize>> {
         self.recorder("stop-recording").await?;
         let text = self.recorder("download-recording").await?;
@@ -124,10 +134,7 @@ pub struct Resources {
 impl Resources {
     pub async fn create(moto: &Moto) -> anyhow::Result<Self> {
         let sdk = moto.sdk().await;
-        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-        shared::adapters::dynamodb::DynamoStore::create_table(&ddb, TABLE)
-            .await
-            .context("create table")?;
+        create_table_from_template(&aws_sdk_dynamodb::Client::new(&sdk)).await?;
         let kms = aws_sdk_kms::Client::new(&sdk);
         let key = kms.create_key().send().await?;
         let kms_key_id = key
@@ -224,4 +231,72 @@ impl Resources {
         let out = ddb.scan().table_name(TABLE).send().await?;
         Ok(out.items().to_vec())
     }
+}
+
+/// `template.yaml` as JSON, read by cfn-lint's CloudFormation decoder (which knows `!Ref`,
+/// `!GetAtt` and the other short forms).
+pub fn template() -> anyhow::Result<Value> {
+    let root = super::workspace_root();
+    let out = std::process::Command::new(root.join(".venv/bin/python"))
+        .args([
+            "-c",
+            "import json, sys\nfrom cfnlint.decode import decode\ntemplate, errors = decode(sys.argv[1])\nif errors: sys.exit(str(errors))\nprint(json.dumps(template, default=str))",
+        ])
+        .arg(root.join("template.yaml"))
+        .output()
+        .context("cannot run .venv/bin/python: run scripts/setup")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "cannot read template.yaml (is cfn-lint installed? run scripts/setup): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// Creates the table with the key schema, attributes and TTL that `template.yaml` declares.
+pub async fn create_table_from_template(ddb: &aws_sdk_dynamodb::Client) -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        TimeToLiveSpecification,
+    };
+    let t = template()?;
+    let table = &t["Resources"]["Table"]["Properties"];
+    let mut req = ddb
+        .create_table()
+        .table_name(TABLE)
+        .billing_mode(BillingMode::PayPerRequest);
+    for a in table["AttributeDefinitions"]
+        .as_array()
+        .context("AttributeDefinitions")?
+    {
+        req = req.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(a["AttributeName"].as_str().context("AttributeName")?)
+                .attribute_type(ScalarAttributeType::from(
+                    a["AttributeType"].as_str().context("AttributeType")?,
+                ))
+                .build()?,
+        );
+    }
+    for k in table["KeySchema"].as_array().context("KeySchema")? {
+        req = req.key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(k["AttributeName"].as_str().context("AttributeName")?)
+                .key_type(KeyType::from(k["KeyType"].as_str().context("KeyType")?))
+                .build()?,
+        );
+    }
+    req.send().await.context("create table")?;
+    let ttl = &table["TimeToLiveSpecification"];
+    ddb.update_time_to_live()
+        .table_name(TABLE)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(ttl["AttributeName"].as_str().context("TTL attribute")?)
+                .enabled(ttl["Enabled"].as_bool().unwrap_or(false))
+                .build()?,
+        )
+        .send()
+        .await?;
+    Ok(())
 }

@@ -84,9 +84,21 @@ impl LambdaConfig {
 }
 
 /// The SDK configuration from the environment (region, credentials, and `AWS_ENDPOINT_URL`
-/// to point at an emulator).
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+/// to point at an emulator). `app` names the binary in every request's User-Agent
+/// (`app/<name>`), so AWS-side records tell the functions apart.
+pub async fn sdk_config(app: &str) -> aws_config::SdkConfig {
+    // Bounded waits: a function's timeout stays above everything it waits on.
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .operation_attempt_timeout(std::time::Duration::from_secs(3))
+        .operation_timeout(std::time::Duration::from_secs(8))
+        .build();
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts);
+    if let Ok(name) = aws_config::AppName::new(app.to_owned()) {
+        loader = loader.app_name(name);
+    }
+    loader.load().await
 }
 
 /// The three AWS adapters, each with its SDK client built once.
@@ -108,9 +120,12 @@ pub fn adapters(
     )
 }
 
-/// The service as a Lambda function runs it.
-pub async fn lambda_service(config: &LambdaConfig) -> Result<Arc<Service>, ConfigError> {
-    let sdk = sdk_config().await;
+/// The service as the Lambda function `function` runs it.
+pub async fn lambda_service(
+    config: &LambdaConfig,
+    function: &str,
+) -> Result<Arc<Service>, ConfigError> {
+    let sdk = sdk_config(function).await;
     let (store, sealer, events) = adapters(&sdk, &config.resources);
     Ok(Arc::new(Service::new(ServiceParts {
         store,

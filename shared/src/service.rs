@@ -590,8 +590,10 @@ impl Service {
             .integration(&link.bot_id, &link.alias)
             .await?
             .ok_or(PageError::NotConfigured)?;
+        // The authorization request carries no secret: read the app without opening it.
         let (app, _) = self
-            .provider_app(&integration.provider)
+            .store
+            .provider(&integration.provider)
             .await?
             .ok_or(PageError::NotConfigured)?;
         let state = SecretString::from(new_state(&link.bot_id));

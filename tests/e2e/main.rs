@@ -33,6 +33,7 @@ mod flow;
 mod lambda;
 mod lifecycle;
 mod refresh;
+mod template;
 
 on_both_backends!(flow:
     a_user_token_from_link_to_deletion,

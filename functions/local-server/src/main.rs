@@ -178,7 +178,7 @@ async fn main() -> anyhow::Result<()> {
             Backend::Aws => {
                 let resources = shared::aws::AwsResources::from_env()?;
                 tracing::info!(table = %resources.table, bus = %resources.event_bus, "using the AWS backend");
-                shared::aws::adapters(&shared::aws::sdk_config().await, &resources)
+                shared::aws::adapters(&shared::aws::sdk_config("local-server").await, &resources)
             }
         };
     let service = Arc::new(Service::new(ServiceParts {

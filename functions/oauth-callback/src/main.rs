@@ -8,6 +8,6 @@ async fn main() -> Result<(), Error> {
     // (AWS_LAMBDA_LOG_FORMAT, AWS_LAMBDA_LOG_LEVEL).
     tracing::init_default_subscriber();
     let config = shared::aws::LambdaConfig::from_env()?;
-    let service = shared::aws::lambda_service(&config).await?;
+    let service = shared::aws::lambda_service(&config, "oauth-callback").await?;
     run(shared::http::callback_router(service)).await
 }

@@ -11,6 +11,7 @@
 //! | owner index: one token per owner and alias | `BOT#{bot}` | `OWNER#{bot, or user:<base64url user id>}#{alias}` |
 //! | provider app (operator-wide) | `PROVIDERS` | `PROVIDER#{name}` |
 //!
+//! The table itself is declared in `template.yaml`; the tests create it in moto from there.
 //! Every request path reads by key or queries one partition; nothing scans. Links, flows and
 //! connect sessions carry a `ttl` attribute (unix seconds) for DynamoDB's expiry, and their
 //! expiry is also checked in code, since TTL deletes late.
@@ -22,10 +23,7 @@ use crate::domain::token::{ConnectSession, Flow, Link, Owner, TokenRecord, Token
 use crate::ports::{BotStore, FlowStore, ProviderStore, SaveOutcome, StoreError, TokenStore};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, Delete, KeySchemaElement, KeyType, Put, ReturnValue,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -184,60 +182,6 @@ impl DynamoStore {
             client,
             table: table.into(),
         }
-    }
-
-    /// Creates the table with the key schema above and TTL on `ttl`. For emulators and
-    /// tests; deployed tables come from `template.yaml`.
-    pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
-        client
-            .create_table()
-            .table_name(table)
-            .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(PK)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(unavailable)?,
-            )
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(SK)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(unavailable)?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(PK)
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .map_err(unavailable)?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(SK)
-                    .key_type(KeyType::Range)
-                    .build()
-                    .map_err(unavailable)?,
-            )
-            .send()
-            .await
-            .map_err(unavailable)?;
-        client
-            .update_time_to_live()
-            .table_name(table)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .attribute_name(TTL)
-                    .enabled(true)
-                    .build()
-                    .map_err(unavailable)?,
-            )
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
     }
 
     async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {

@@ -1,0 +1,317 @@
+//! `template.yaml` against what the functions really do: each role must allow exactly the
+//! AWS actions its function was seen using, on the exact resources (security item 19).
+
+use e2e::aws::{template, Moto, Resources};
+use e2e::lambda::{http_event, Function};
+use e2e::{client, location, Provider};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+const ADMIN_KEY: &str = "example-admin-key-change-me-0123456789abcdef";
+const ADMIN_KEY_SHA256: &str = "c9e535ddccaeb1442a3a55f93d6d5e2d16629a384aca4d111e8b8538e7153856";
+const PUBLIC_URL: &str = "https://abc123.execute-api.us-east-1.amazonaws.com";
+
+/// The actions each function's role allows, by binary name, from the template; logs and
+/// X-Ray actions, which Lambda itself uses, are left out.
+fn allowed_by_template(t: &Value) -> anyhow::Result<BTreeMap<String, BTreeSet<String>>> {
+    let resources = t["Resources"].as_object().expect("Resources");
+    let mut out = BTreeMap::new();
+    for (name, r) in resources {
+        if r["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let binary = r["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("Binary")
+            .to_owned();
+        let role = r["Properties"]["Role"]["Fn::GetAtt"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} has no role of its own"));
+        let mut actions = BTreeSet::new();
+        for policy in resources[role]["Properties"]["Policies"]
+            .as_array()
+            .expect("Policies")
+        {
+            for st in policy["PolicyDocument"]["Statement"]
+                .as_array()
+                .expect("Statement")
+            {
+                assert_eq!(st["Effect"], "Allow");
+                let list: Vec<String> = match &st["Action"] {
+                    Value::String(a) => vec![a.clone()],
+                    Value::Array(a) => a
+                        .iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect(),
+                    other => panic!("unexpected Action {other}"),
+                };
+                for action in list {
+                    assert!(
+                        !action.contains('*'),
+                        "{role} allows a wildcard action {action}"
+                    );
+                    assert_ne!(action, "dynamodb:Scan", "{role} allows Scan");
+                    let platform = action.starts_with("logs:") || action.starts_with("xray:");
+                    if st["Resource"] == "*" {
+                        assert!(
+                            action.starts_with("xray:"),
+                            "{role}: {action} on every resource"
+                        );
+                    }
+                    if action.starts_with("kms:") {
+                        let keys = &st["Condition"]["ForAllValues:StringEquals"]
+                            ["kms:EncryptionContextKeys"];
+                        assert!(
+                            keys.is_array(),
+                            "{role}: {action} without an encryption-context condition"
+                        );
+                        assert!(
+                            st["Condition"]["StringEquals"]["kms:EncryptionContext:purpose"]
+                                != Value::Null,
+                            "{role}: {action} not limited by purpose"
+                        );
+                    }
+                    if !platform {
+                        actions.insert(action);
+                    }
+                }
+            }
+        }
+        out.insert(binary, actions);
+    }
+    Ok(out)
+}
+
+/// The IAM actions behind one recorded request, named by the `app/<binary>` in its
+/// User-Agent. `TransactWriteItems` is authorised per item.
+fn actions_of(request: &Value) -> Option<(String, Vec<String>)> {
+    let headers = &request["headers"];
+    let agent = headers["User-Agent"]
+        .as_str()
+        .or_else(|| headers["user-agent"].as_str())?;
+    let app = agent
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("app/"))?
+        .to_owned();
+    let target = headers["X-Amz-Target"]
+        .as_str()
+        .or_else(|| headers["x-amz-target"].as_str())?;
+    let (service, op) = target.split_once('.')?;
+    let prefix = match service {
+        s if s.starts_with("DynamoDB") => "dynamodb",
+        "TrentService" => "kms",
+        "AWSEvents" => "events",
+        _ => return None,
+    };
+    if op != "TransactWriteItems" {
+        return Some((app, vec![format!("{prefix}:{op}")]));
+    }
+    let body = request["body"].as_str().unwrap_or_default();
+    let body = if request["body_encoded"] == true {
+        use base64::Engine;
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .ok()?,
+        )
+        .ok()?
+    } else {
+        body.to_owned()
+    };
+    let parsed: Value = serde_json::from_str(&body).ok()?;
+    let items = parsed["TransactItems"].as_array()?;
+    let actions = items
+        .iter()
+        .flat_map(|i| i.as_object().into_iter().flat_map(|o| o.keys()))
+        .map(|k| match k.as_str() {
+            "ConditionCheck" => "dynamodb:ConditionCheckItem".to_owned(),
+            other => format!("dynamodb:{other}Item"),
+        })
+        .collect();
+    Some((app, actions))
+}
+
+#[tokio::test]
+async fn each_role_allows_exactly_what_its_function_uses() -> anyhow::Result<()> {
+    let allowed = allowed_by_template(&template()?)?;
+    assert_eq!(
+        allowed.keys().cloned().collect::<Vec<_>>(),
+        ["oauth-callback", "oauth-start", "token-api"]
+    );
+
+    let dir = tempfile::tempdir()?;
+    let moto = Moto::start(dir.path()).await?;
+    let resources = Resources::create(&moto).await?;
+    let provider = Provider::start(dir.path()).await?;
+    let mut env = moto.env();
+    env.extend(resources.env());
+    env.push(("PUBLIC_URL", PUBLIC_URL.into()));
+    env.push(("ADMIN_KEY_SHA256", ADMIN_KEY_SHA256.into()));
+    let start = Function::start(dir.path(), "oauth-start", &env).await?;
+    let callback = Function::start(dir.path(), "oauth-callback", &env).await?;
+    let api = Function::start(dir.path(), "token-api", &env).await?;
+    moto.start_counting().await?;
+
+    let call = |method: &str, path: &str, key: &str, ct: &str, body: Option<String>| {
+        http_event(
+            "token-api.json",
+            method,
+            path,
+            &[
+                ("authorization", &format!("Bearer {key}")),
+                ("content-type", ct),
+            ],
+            body.as_deref(),
+        )
+    };
+    let ok = |answer: Value, status: u16| -> anyhow::Result<Value> {
+        anyhow::ensure!(
+            answer["statusCode"] == status,
+            "expected {status}: {answer}"
+        );
+        Ok(serde_json::from_str(answer["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null))
+    };
+    let body =
+        json!({"client_id": "demo-client", "client_secret": "s3cret", "issuer": provider.issuer})
+            .to_string();
+    ok(
+        api.invoke(call(
+            "PUT",
+            "/v1/admin/providers/demo",
+            ADMIN_KEY,
+            "application/json",
+            Some(body),
+        )?)
+        .await?,
+        200,
+    )?;
+    let bot = ok(
+        api.invoke(call(
+            "POST",
+            "/v1/admin/bots",
+            ADMIN_KEY,
+            "application/json",
+            Some(r#"{"bot_id":"acme"}"#.into()),
+        )?)
+        .await?,
+        201,
+    )?;
+    let key = bot["api_key"].as_str().unwrap_or_default().to_owned();
+    ok(
+        api.invoke(call(
+            "PUT",
+            "/v1/bots/acme/integrations",
+            &key,
+            "application/yaml",
+            Some(e2e::INTEGRATIONS.into()),
+        )?)
+        .await?,
+        200,
+    )?;
+
+    // Connect twice (a new token, then new credentials for it), with tokens due for refresh.
+    provider.control(json!({"token_ttl": 10})).await?;
+    for _ in 0..2 {
+        let link = ok(
+            api.invoke(call(
+                "POST",
+                "/v1/bots/acme/oauth-links",
+                &key,
+                "application/json",
+                Some(r#"{"alias":"demo","user_id":"u-1"}"#.into()),
+            )?)
+            .await?,
+            201,
+        )?;
+        let path = link["url"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches(PUBLIC_URL)
+            .to_owned();
+        let to_provider = start
+            .invoke(http_event("oauth-start.json", "GET", &path, &[], None)?)
+            .await?;
+        let authorize = to_provider["headers"]["location"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let back = location(client().get(&authorize).send().await?)?;
+        let done = callback
+            .invoke(http_event(
+                "oauth-callback.json",
+                "GET",
+                back.trim_start_matches(PUBLIC_URL),
+                &[],
+                None,
+            )?)
+            .await?;
+        ok(done, 200)?;
+    }
+    provider.control(json!({"token_ttl": 3600})).await?;
+    let tokens = ok(
+        api.invoke(call(
+            "GET",
+            "/v1/bots/acme/users/u-1/tokens",
+            &key,
+            "application/json",
+            None,
+        )?)
+        .await?,
+        200,
+    )?;
+    let token_id = tokens["tokens"]["demo"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let access = ok(
+        api.invoke(call(
+            "GET",
+            &format!("/v1/bots/acme/tokens/{token_id}/access-token"),
+            &key,
+            "application/json",
+            None,
+        )?)
+        .await?,
+        200,
+    )?;
+    assert_eq!(access["status"], "valid");
+    assert_eq!(
+        provider.token_requests("refresh_token").len(),
+        1,
+        "the refresh path ran"
+    );
+    let deleted = ok(
+        api.invoke(call(
+            "DELETE",
+            &format!("/v1/bots/acme/tokens/{token_id}"),
+            &key,
+            "application/json",
+            None,
+        )?)
+        .await?,
+        200,
+    )?;
+    assert_eq!(deleted["deleted"], true);
+
+    let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for request in moto.recording().await? {
+        if let Some((app, actions)) = actions_of(&request) {
+            used.entry(app).or_default().extend(actions);
+        }
+    }
+    println!("actions used: {used:#?}");
+    for (function, allows) in &allowed {
+        let uses = used.get(function).cloned().unwrap_or_default();
+        let unused: Vec<_> = allows.difference(&uses).collect();
+        let missing: Vec<_> = uses.difference(allows).collect();
+        assert!(
+            unused.is_empty(),
+            "{function}'s role allows {unused:?}, which it does not use"
+        );
+        assert!(
+            missing.is_empty(),
+            "{function} uses {missing:?}, which its role does not allow"
+        );
+    }
+    Ok(())
+}
