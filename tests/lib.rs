@@ -258,11 +258,17 @@ impl Server {
 
     /// Sends SIGTERM and waits for the process to exit.
     pub async fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        self.signal("TERM").await
+    }
+
+    /// Sends `signal` (`TERM`, `INT`, ...) and waits for the process to exit.
+    pub async fn signal(&mut self, signal: &str) -> anyhow::Result<std::process::ExitStatus> {
         let pid = self.child.id().context("the server has already exited")?;
         let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
             .status()?;
-        anyhow::ensure!(status.success(), "kill -TERM failed");
+        anyhow::ensure!(status.success(), "kill -{signal} failed");
         Ok(tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await??)
     }
 

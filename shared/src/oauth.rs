@@ -136,11 +136,7 @@ fn normalise_error_body(body: &[u8]) -> Option<Vec<u8>> {
     if obj.contains_key("access_token") {
         return None;
     }
-    let slack_failure = obj.get("ok") == Some(&Value::Bool(false));
     let code = obj.get("error")?.as_str()?;
-    if !slack_failure && !obj.contains_key("error") {
-        return None;
-    }
     let standard = match code {
         "bad_verification_code"
         | "bad_refresh_token"

@@ -886,11 +886,11 @@ impl Service {
             return Ok(valid(&secrets, record.expires_at));
         }
         if secrets.refresh_token.is_none() {
-            return Ok(AccessTokenView {
-                access_token: None,
-                expires_at: record.expires_at,
-                status: "expired",
-            });
+            return Ok(without_refresh(
+                &secrets,
+                record.expires_at,
+                self.clock.unix(),
+            ));
         }
         drop(secrets);
         self.refresh(record).await
@@ -976,11 +976,11 @@ impl Service {
     ) -> Result<Option<AccessTokenView>, ServiceError> {
         let mut secrets = self.open(&fresh).await?;
         let Some(refresh_token) = secrets.refresh_token.clone().map(SecretString::from) else {
-            return Ok(Some(AccessTokenView {
-                access_token: None,
-                expires_at: fresh.expires_at,
-                status: "expired",
-            }));
+            return Ok(Some(without_refresh(
+                &secrets,
+                fresh.expires_at,
+                self.clock.unix(),
+            )));
         };
         let Some((app, client_secret)) = self.provider_app(&fresh.provider).await? else {
             return Err(ServiceError::Conflict {
@@ -1190,6 +1190,18 @@ fn valid(s: &TokenSecrets, expires_at: Option<i64>) -> AccessTokenView {
         access_token: Some(s.access_token.clone()),
         expires_at,
         status: "valid",
+    }
+}
+
+/// A token that cannot be refreshed stays usable until it actually expires.
+fn without_refresh(s: &TokenSecrets, expires_at: Option<i64>, now: i64) -> AccessTokenView {
+    match expires_at {
+        Some(at) if at <= now => AccessTokenView {
+            access_token: None,
+            expires_at,
+            status: "expired",
+        },
+        _ => valid(s, expires_at),
     }
 }
 
@@ -1530,6 +1542,18 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((view.status, view.access_token), ("expired", None));
+
+        // Inside the refresh margin but not expired, with nothing to refresh with: still usable.
+        let closing = stored_token(&s, Some(now + 30), None).await;
+        let view = s
+            .service
+            .access_token(&s.bot, closing.as_str())
+            .await
+            .unwrap();
+        assert_eq!(
+            (view.status, view.access_token.as_deref()),
+            ("valid", Some("at-1"))
+        );
 
         let forever = stored_token(&s, None, None).await;
         let view = s

@@ -44,11 +44,14 @@ async fn first_start_prints_an_admin_key_once_and_keeps_only_its_hash() -> anyho
 
 #[tokio::test]
 async fn ctrl_c_or_sigterm_stops_the_server_cleanly() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let mut server = Server::start(dir.path(), None).await?;
-    let status = server.terminate().await?;
-    assert!(status.success(), "exit status {status}");
-    let log = std::fs::read_to_string(&server.log_path)?;
-    assert!(log.contains("shutting down"), "{log}");
+    // Ctrl-C in a terminal is SIGINT; service managers send SIGTERM.
+    for signal in ["INT", "TERM"] {
+        let dir = tempfile::tempdir()?;
+        let mut server = Server::start(dir.path(), None).await?;
+        let status = server.signal(signal).await?;
+        assert!(status.success(), "SIG{signal}: exit status {status}");
+        let log = std::fs::read_to_string(&server.log_path)?;
+        assert!(log.contains("shutting down"), "SIG{signal}: {log}");
+    }
     Ok(())
 }
