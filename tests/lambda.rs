@@ -197,3 +197,43 @@ pub fn http_event(
     }
     Ok(e)
 }
+
+/// The operator key of `events/token-api.json`, and its SHA-256 as a deployment sets it.
+pub const FIXTURE_ADMIN_KEY: &str = "example-admin-key-change-me-0123456789abcdef";
+pub const FIXTURE_ADMIN_KEY_SHA256: &str =
+    "c9e535ddccaeb1442a3a55f93d6d5e2d16629a384aca4d111e8b8538e7153856";
+/// The API URL the fixtures were captured from.
+pub const PUBLIC_URL: &str = "https://abc123.execute-api.us-east-1.amazonaws.com";
+
+/// The three functions as deployed: moto with the template's resources, each binary running.
+pub struct Deployment {
+    _dir: tempfile::TempDir,
+    pub moto: super::aws::Moto,
+    pub resources: super::aws::Resources,
+    pub start: Function,
+    pub callback: Function,
+    pub api: Function,
+}
+
+impl Deployment {
+    pub async fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let moto = super::aws::Moto::start(dir.path()).await?;
+        let resources = super::aws::Resources::create(&moto).await?;
+        let mut env = moto.env();
+        env.extend(resources.env());
+        env.push(("PUBLIC_URL", PUBLIC_URL.into()));
+        env.push(("ADMIN_KEY_SHA256", FIXTURE_ADMIN_KEY_SHA256.into()));
+        let start = Function::start(dir.path(), "oauth-start", &env).await?;
+        let callback = Function::start(dir.path(), "oauth-callback", &env).await?;
+        let api = Function::start(dir.path(), "token-api", &env).await?;
+        Ok(Self {
+            _dir: dir,
+            moto,
+            resources,
+            start,
+            callback,
+            api,
+        })
+    }
+}

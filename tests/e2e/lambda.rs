@@ -2,46 +2,9 @@
 //! (payload 2.0) events through the Lambda Runtime API, on DynamoDB, KMS and EventBridge in
 //! moto.
 
-use e2e::aws::{Moto, Resources};
-use e2e::lambda::{http_event, Function};
+use e2e::lambda::{http_event, Deployment, FIXTURE_ADMIN_KEY, PUBLIC_URL};
 use e2e::{client, location, Provider};
 use serde_json::{json, Value};
-
-/// The key of `events/token-api.json`; its SHA-256 is what a deployment sets.
-const FIXTURE_ADMIN_KEY: &str = "example-admin-key-change-me-0123456789abcdef";
-const FIXTURE_ADMIN_KEY_SHA256: &str =
-    "c9e535ddccaeb1442a3a55f93d6d5e2d16629a384aca4d111e8b8538e7153856";
-const PUBLIC_URL: &str = "https://abc123.execute-api.us-east-1.amazonaws.com";
-
-struct Functions {
-    _dir: tempfile::TempDir,
-    _moto: Moto,
-    resources: Resources,
-    start: Function,
-    callback: Function,
-    api: Function,
-}
-
-async fn functions() -> anyhow::Result<Functions> {
-    let dir = tempfile::tempdir()?;
-    let moto = Moto::start(dir.path()).await?;
-    let resources = Resources::create(&moto).await?;
-    let mut env = moto.env();
-    env.extend(resources.env());
-    env.push(("PUBLIC_URL", PUBLIC_URL.into()));
-    env.push(("ADMIN_KEY_SHA256", FIXTURE_ADMIN_KEY_SHA256.into()));
-    let start = Function::start(dir.path(), "oauth-start", &env).await?;
-    let callback = Function::start(dir.path(), "oauth-callback", &env).await?;
-    let api = Function::start(dir.path(), "token-api", &env).await?;
-    Ok(Functions {
-        _dir: dir,
-        _moto: moto,
-        resources,
-        start,
-        callback,
-        api,
-    })
-}
 
 fn fixture(name: &str) -> anyhow::Result<Value> {
     let text = std::fs::read_to_string(e2e::workspace_root().join("events").join(name))?;
@@ -54,7 +17,7 @@ fn header<'a>(answer: &'a Value, name: &str) -> &'a str {
 
 #[tokio::test]
 async fn each_fixture_gets_its_answer_from_the_real_handler() -> anyhow::Result<()> {
-    let f = functions().await?;
+    let f = Deployment::start().await?;
 
     let created = f.api.invoke(fixture("token-api.json")?).await?;
     assert_eq!(created["statusCode"], 201, "{created}");
@@ -96,7 +59,7 @@ async fn each_fixture_gets_its_answer_from_the_real_handler() -> anyhow::Result<
 
 #[tokio::test]
 async fn a_whole_flow_through_the_three_functions() -> anyhow::Result<()> {
-    let f = functions().await?;
+    let f = Deployment::start().await?;
     let dir = tempfile::tempdir()?;
     let provider = Provider::start(dir.path()).await?;
     let admin = format!("Bearer {FIXTURE_ADMIN_KEY}");

@@ -1,15 +1,11 @@
 //! `template.yaml` against what the functions really do: each role must allow exactly the
 //! AWS actions its function was seen using, on the exact resources (security item 19).
 
-use e2e::aws::{template, Moto, Resources};
-use e2e::lambda::{http_event, Function};
+use e2e::aws::template;
+use e2e::lambda::{http_event, Deployment, FIXTURE_ADMIN_KEY as ADMIN_KEY, PUBLIC_URL};
 use e2e::{client, location, Provider};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-
-const ADMIN_KEY: &str = "example-admin-key-change-me-0123456789abcdef";
-const ADMIN_KEY_SHA256: &str = "c9e535ddccaeb1442a3a55f93d6d5e2d16629a384aca4d111e8b8538e7153856";
-const PUBLIC_URL: &str = "https://abc123.execute-api.us-east-1.amazonaws.com";
 
 /// The actions each function's role allows, by binary name, from the template; logs and
 /// X-Ray actions, which Lambda itself uses, are left out.
@@ -139,17 +135,10 @@ async fn each_role_allows_exactly_what_its_function_uses() -> anyhow::Result<()>
         ["oauth-callback", "oauth-start", "token-api"]
     );
 
+    let d = Deployment::start().await?;
+    let (moto, start, callback, api) = (&d.moto, &d.start, &d.callback, &d.api);
     let dir = tempfile::tempdir()?;
-    let moto = Moto::start(dir.path()).await?;
-    let resources = Resources::create(&moto).await?;
     let provider = Provider::start(dir.path()).await?;
-    let mut env = moto.env();
-    env.extend(resources.env());
-    env.push(("PUBLIC_URL", PUBLIC_URL.into()));
-    env.push(("ADMIN_KEY_SHA256", ADMIN_KEY_SHA256.into()));
-    let start = Function::start(dir.path(), "oauth-start", &env).await?;
-    let callback = Function::start(dir.path(), "oauth-callback", &env).await?;
-    let api = Function::start(dir.path(), "token-api", &env).await?;
     moto.start_counting().await?;
 
     let call = |method: &str, path: &str, key: &str, ct: &str, body: Option<String>| {
