@@ -6,15 +6,12 @@
 use axum::body::Body;
 use axum::http::{header, Request};
 use http_body_util::BodyExt;
-use shared::adapters::jsonl_events::JsonlEvents;
-use shared::adapters::local_key::LocalKeySealer;
-use shared::adapters::sqlite::SqliteStore;
-use shared::domain::ids::{sha256_hex, Alias, BotId, ProviderName, TokenId, UserId};
+use shared::domain::ids::{Alias, BotId, ProviderName, TokenId, UserId};
 use shared::domain::providers::UserInfo;
 use shared::domain::token::{Owner, TokenRecord, TokenSecrets, TokenStatus};
-use shared::oauth::{http_client, ProviderHttp};
-use shared::ports::{Purpose, SealContext, Sealer, SystemClock, TokenStore};
-use shared::service::{Service, ServiceParts};
+use shared::ports::{Purpose, SealContext, Sealer, TokenStore};
+use shared::wiring::embedded::Embedded;
+use shared::{AdminKeyHash, Backend, Config};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
@@ -24,8 +21,18 @@ const ITERATIONS: usize = 5_000;
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("db")).unwrap();
-    let sealer = LocalKeySealer::open_or_create(&dir.path().join("key")).unwrap();
+    let config = Config {
+        public_url: url::Url::parse("https://svc.example").unwrap(),
+        admin_key: AdminKeyHash::of_key("ADMIN_KEY", &"x".repeat(32)).unwrap(),
+        event_source: "bench".into(),
+        backend: Backend::Embedded {
+            data_dir: dir.path().to_owned(),
+        },
+        webhook: None,
+    };
+    let client = shared::wiring::outbound_client().unwrap();
+    let parts = Embedded::open(dir.path(), &config, &client).unwrap();
+    let (store, sealer) = (parts.store.clone(), Arc::clone(&parts.sealer));
     let bot = BotId::parse("acme").unwrap();
     let id = TokenId::generate();
     let secrets = TokenSecrets {
@@ -47,19 +54,13 @@ async fn main() {
         .seal(&serde_json::to_vec(&secrets).unwrap(), ctx)
         .await
         .unwrap();
-    let service = Service::new(ServiceParts {
-        store: Arc::new(store.clone()),
-        sealer: Arc::new(sealer),
-        events: Arc::new(JsonlEvents::new(
-            &dir.path().join("events.jsonl"),
-            "bench",
-            None,
-        )),
-        clock: Arc::new(SystemClock),
-        http: ProviderHttp::new(http_client().unwrap()),
-        public_url: url::Url::parse("https://svc.example").unwrap(),
-        admin_key_sha256: hex::decode(sha256_hex("x")).unwrap().try_into().unwrap(),
-    });
+    let service = shared::wiring::assemble(
+        &config,
+        Arc::new(parts.store),
+        parts.sealer,
+        parts.events,
+        shared::wiring::provider_client(client),
+    );
     let key = service.create_bot(bot.clone()).await.unwrap().api_key;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     store

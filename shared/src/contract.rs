@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::crypto::Sealed;
 use crate::domain::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
 use crate::domain::integrations::{Context, Integration};
 use crate::domain::providers::ProviderAppInput;
@@ -31,7 +32,7 @@ fn record(b: &BotId, owner: Owner, a: &str, sealed: &str) -> TokenRecord {
         owner,
         status: TokenStatus::Active,
         expires_at: Some(1_000),
-        sealed: sealed.to_owned(),
+        sealed: Sealed::from_stored(sealed.to_owned()),
         version: 0,
         created_at: 10,
         updated_at: 10,
@@ -87,12 +88,12 @@ pub async fn store_providers(store: Arc<dyn Store>) {
         serde_json::from_value(serde_json::json!({"client_id": "id-1"})).unwrap();
     let app = input.resolve(&name, None).unwrap();
     store
-        .put_provider(&app, Some("sealed-secret"))
+        .put_provider(&app, Some(&Sealed::from_stored("sealed-secret".into())))
         .await
         .unwrap();
     let (got, secret) = store.provider(&name).await.unwrap().unwrap();
     assert_eq!(got, app);
-    assert_eq!(secret.as_deref(), Some("sealed-secret"));
+    assert_eq!(secret.as_ref().map(|s| s.as_str()), Some("sealed-secret"));
     let mut changed = app.clone();
     changed.client_id = "id-2".into();
     store.put_provider(&changed, None).await.unwrap();
@@ -131,7 +132,8 @@ pub async fn store_links_and_flows(store: Arc<dyn Store>) {
         alias: alias("cal"),
         provider: ProviderName::parse("google").unwrap_or_else(|e| unreachable!("{e}")),
         owner: Owner::Bot,
-        sealed_verifier: Some("sealed".into()),
+        scopes: vec!["email".into(), "profile".into()],
+        sealed_verifier: Some(Sealed::from_stored("sealed".into())),
         redirect_uri: "https://svc.example/oauth/callback/google".into(),
         expires_at: 1_600,
         created_at: 1_000,
@@ -216,7 +218,7 @@ pub async fn store_tokens_are_isolated_per_bot_and_owner(store: Arc<dyn Store>) 
     );
     // ...and connecting onto that id replaces the credentials and keeps created_at.
     let mut again = t_user.clone();
-    again.sealed = "sealed-5".into();
+    again.sealed = Sealed::from_stored("sealed-5".into());
     again.created_at = 99;
     again.updated_at = 50;
     assert_eq!(
@@ -258,7 +260,7 @@ pub async fn store_refresh_lease_and_fenced_commit(store: Arc<dyn Store>) {
         "lease is exclusive"
     );
     let mut next = read.clone();
-    next.sealed = "sealed-2".into();
+    next.sealed = Sealed::from_stored("sealed-2".into());
     next.updated_at = 102;
     assert!(
         !store
@@ -279,7 +281,7 @@ pub async fn store_refresh_lease_and_fenced_commit(store: Arc<dyn Store>) {
         .await
         .unwrap());
     let after = store.token(&a, &t.token_id).await.unwrap().unwrap();
-    assert_eq!(after.sealed, "sealed-2");
+    assert_eq!(after.sealed.as_str(), "sealed-2");
     assert!(after.version > read.version);
     assert!(
         !store
@@ -343,7 +345,7 @@ pub async fn sealer_binds_each_blob_to_its_record(sealer: Arc<dyn Sealer>) {
     let a = sealer.seal(plain, here).await.unwrap();
     let b = sealer.seal(plain, here).await.unwrap();
     assert_ne!(a, b, "every seal uses a fresh data key and nonce");
-    assert!(!a.contains("canary"));
+    assert!(!a.as_str().contains("canary"));
     assert_eq!(sealer.open(&a, here).await.unwrap().as_slice(), plain);
     for other in [
         ctx(Purpose::Token, "acme", "tok_2"),
@@ -356,13 +358,15 @@ pub async fn sealer_binds_each_blob_to_its_record(sealer: Arc<dyn Sealer>) {
         );
     }
     // Any changed byte is an error, never a fallback.
-    let mut tampered = a.clone().into_bytes();
+    let mut tampered = a.clone().into_string().into_bytes();
     let i = tampered.len() - 5;
     tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
-    let tampered = String::from_utf8(tampered).unwrap();
+    let tampered = Sealed::from_stored(String::from_utf8(tampered).unwrap());
     assert!(sealer.open(&tampered, here).await.is_err());
-    assert!(sealer.open("v1.nope", here).await.is_err());
-    assert!(sealer.open("", here).await.is_err());
+    for junk in ["v1.nope", ""] {
+        let junk = Sealed::from_stored(junk.into());
+        assert!(sealer.open(&junk, here).await.is_err());
+    }
 }
 
 /// Publishes two events and checks what `delivered` reads back: both, in the contract's
@@ -434,3 +438,38 @@ pub async fn publisher_delivers_envelopes<F, Fut>(
     assert_eq!(seen[1]["detail"]["user_id"], serde_json::Value::Null);
     assert_eq!(seen[1]["detail"]["context"], "bot");
 }
+
+/// One `#[tokio::test]` per store contract suite, named after the suite, so every store runs
+/// every suite and the list of suites is written here only.
+///
+/// `$make` is an expression, evaluated afresh in each test, of a future that yields
+/// `(guard, Arc<dyn Store>)`; the guard (a temporary directory, an emulator process, ...) is
+/// held until the test ends. The calling crate needs `tokio` with its `macros` feature.
+///
+/// ```ignore
+/// mod sqlite {
+///     shared::contract::store_contract_tests!(async { super::store() });
+/// }
+/// ```
+#[macro_export]
+macro_rules! store_contract_tests {
+    (@suites $make:expr; $($test:ident => $suite:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $test() {
+                let (_guard, store) = $make.await;
+                $crate::contract::$suite(store).await;
+            }
+        )*
+    };
+    ($make:expr $(,)?) => {
+        $crate::store_contract_tests!(@suites $make;
+            bots_and_integrations => store_bots_and_integrations,
+            providers => store_providers,
+            links_and_flows => store_links_and_flows,
+            tokens_are_isolated => store_tokens_are_isolated_per_bot_and_owner,
+            refresh_lease => store_refresh_lease_and_fenced_commit,
+        );
+    };
+}
+pub use crate::store_contract_tests;

@@ -1,12 +1,16 @@
-//! What the service needs from the outside world. Each embedded adapter (SQLite, key file,
-//! events file) and each AWS adapter implements these; the routers only see the traits.
+//! What the service needs from the outside world: a store, a sealer, an event publisher,
+//! a provider client and a clock. Each embedded adapter (SQLite, key file, events file), each
+//! AWS adapter and the OAuth client implement these; the use cases only see the traits.
 
+use crate::crypto::{CryptoError, Sealed};
 use crate::domain::events::Event;
 use crate::domain::ids::{Alias, BotId, LinkId, ProviderName, TokenId};
 use crate::domain::integrations::Integration;
-use crate::domain::providers::ProviderApp;
+use crate::domain::providers::{Discovery, ProviderApp};
 use crate::domain::token::{ConnectSession, Flow, Link, Owner, TokenRecord};
 use async_trait::async_trait;
+use secrecy::SecretString;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use zeroize::Zeroizing;
 
@@ -44,13 +48,13 @@ pub trait ProviderStore: Send + Sync {
     async fn put_provider(
         &self,
         app: &ProviderApp,
-        sealed_secret: Option<&str>,
+        sealed_secret: Option<&Sealed>,
     ) -> Result<(), StoreError>;
     /// The app and its sealed client secret.
     async fn provider(
         &self,
         name: &ProviderName,
-    ) -> Result<Option<(ProviderApp, Option<String>)>, StoreError>;
+    ) -> Result<Option<(ProviderApp, Option<Sealed>)>, StoreError>;
     async fn providers(&self) -> Result<Vec<ProviderApp>, StoreError>;
 }
 
@@ -153,16 +157,28 @@ pub enum SealError {
     UnknownKey(String),
     #[error("the sealed data is malformed")]
     Malformed,
+    #[error("the data could not be encrypted")]
+    Encrypt,
     #[error("the key service is unavailable")]
     Unavailable(#[source] BoxError),
 }
 
+impl From<CryptoError> for SealError {
+    fn from(e: CryptoError) -> Self {
+        match e {
+            CryptoError::Open => SealError::Open,
+            CryptoError::Malformed => SealError::Malformed,
+            CryptoError::Encrypt => SealError::Encrypt,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Sealer: Send + Sync {
-    async fn seal(&self, plaintext: &[u8], ctx: SealContext<'_>) -> Result<String, SealError>;
+    async fn seal(&self, plaintext: &[u8], ctx: SealContext<'_>) -> Result<Sealed, SealError>;
     async fn open(
         &self,
-        sealed: &str,
+        sealed: &Sealed,
         ctx: SealContext<'_>,
     ) -> Result<Zeroizing<Vec<u8>>, SealError>;
 }
@@ -176,6 +192,88 @@ pub enum PublishError {
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
     async fn publish(&self, events: &[Event]) -> Result<(), PublishError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// `invalid_grant` / `invalid_client`: retrying cannot help.
+    #[error("the provider refused the grant ({code})")]
+    Final { code: String },
+    /// Another OAuth error answer.
+    #[error("the provider answered with error '{code}'")]
+    Refused { code: String },
+    /// Network failure, timeout, 429 or 5xx: may succeed later.
+    #[error("the provider is unavailable")]
+    Transient { retry_after: Option<u64> },
+    #[error("the provider's answer could not be understood: {0}")]
+    Malformed(String),
+    #[error("the provider is misconfigured: {0}")]
+    Config(String),
+}
+
+/// A provider app with its client secret opened, for the requests that authenticate.
+pub struct RegisteredApp {
+    pub app: ProviderApp,
+    pub secret: Option<SecretString>,
+}
+
+/// What a successful token request gave.
+pub struct GrantedToken {
+    pub access_token: SecretString,
+    pub refresh_token: Option<SecretString>,
+    pub token_type: String,
+    pub expires_in: Option<u64>,
+    pub scopes: Option<Vec<String>>,
+    /// Fields of the answer beyond the standard ones (`id_token`, Slack's `team`, ...).
+    pub other: Map<String, Value>,
+}
+
+/// A started authorization: where to send the browser and what to keep server side.
+pub struct Authorization {
+    pub url: url::Url,
+    pub pkce_verifier: Option<SecretString>,
+}
+
+/// The provider's side of OAuth: authorization URLs, code exchange, refresh, revocation,
+/// user info and OpenID Connect discovery.
+#[async_trait]
+pub trait ProviderClient: Send + Sync {
+    /// The authorization URL for a flow, with a fresh PKCE verifier where the app uses PKCE.
+    fn authorize(
+        &self,
+        app: &ProviderApp,
+        redirect_uri: &str,
+        scopes: &[String],
+        state: &SecretString,
+    ) -> Result<Authorization, ProviderError>;
+    async fn exchange_code(
+        &self,
+        client: &RegisteredApp,
+        redirect_uri: &str,
+        code: &SecretString,
+        verifier: Option<SecretString>,
+    ) -> Result<GrantedToken, ProviderError>;
+    async fn refresh(
+        &self,
+        client: &RegisteredApp,
+        redirect_uri: &str,
+        refresh_token: &SecretString,
+    ) -> Result<GrantedToken, ProviderError>;
+    /// Revokes the refresh token (which ends the grant at most providers) or, without one,
+    /// the access token. `Ok` when the app has no revocation endpoint.
+    async fn revoke(
+        &self,
+        client: &RegisteredApp,
+        access_token: &SecretString,
+        refresh_token: Option<&SecretString>,
+    ) -> Result<(), ProviderError>;
+    /// The user-info answer for a fresh access token; `None` without a user-info endpoint.
+    async fn user_info(
+        &self,
+        app: &ProviderApp,
+        access_token: &SecretString,
+    ) -> Result<Option<Value>, ProviderError>;
+    async fn discover(&self, issuer: &url::Url) -> Result<Discovery, ProviderError>;
 }
 
 /// Unix time, replaceable in tests.

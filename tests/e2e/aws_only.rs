@@ -29,7 +29,7 @@ async fn a_sealed_blob_copied_onto_another_token_does_not_open() -> anyhow::Resu
     };
     let item = ddb
         .get_item()
-        .table_name(e2e::aws::TABLE)
+        .table_name(e2e::moto::TABLE)
         .set_key(Some(key(&first)))
         .send()
         .await?;
@@ -40,7 +40,7 @@ async fn a_sealed_blob_copied_onto_another_token_does_not_open() -> anyhow::Resu
         .expect("sealed attribute");
     assert!(sealed.as_s().is_ok_and(|s| s.starts_with("kms1.")));
     ddb.update_item()
-        .table_name(e2e::aws::TABLE)
+        .table_name(e2e::moto::TABLE)
         .set_key(Some(key(&second)))
         .update_expression("SET sealed = :s")
         .expression_attribute_values(":s", sealed)

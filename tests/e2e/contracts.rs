@@ -1,7 +1,7 @@
 //! The port contract suites of `shared::contract` on the AWS adapters, against moto. The
 //! embedded adapters run the same suites in `shared`'s own tests.
 
-use e2e::aws::{Moto, Resources, TABLE};
+use e2e::moto::{Moto, Resources, TABLE};
 use shared::adapters::dynamodb::DynamoStore;
 use shared::adapters::eventbridge::EventBridgePublisher;
 use shared::adapters::kms::KmsSealer;
@@ -25,41 +25,19 @@ async fn aws() -> Aws {
     }
 }
 
-fn store(a: &Aws) -> Arc<dyn shared::ports::Store> {
-    Arc::new(DynamoStore::new(
+/// The DynamoDB store on a fresh moto, with what keeps that moto running.
+async fn dynamodb_store() -> (Aws, Arc<dyn shared::ports::Store>) {
+    let a = aws().await;
+    let store = Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&a.resources.sdk),
         TABLE,
-    ))
+    ));
+    (a, store)
 }
 
-#[tokio::test]
-async fn dynamodb_bots_and_integrations() {
-    let a = aws().await;
-    contract::store_bots_and_integrations(store(&a)).await;
-}
-
-#[tokio::test]
-async fn dynamodb_providers() {
-    let a = aws().await;
-    contract::store_providers(store(&a)).await;
-}
-
-#[tokio::test]
-async fn dynamodb_links_and_flows() {
-    let a = aws().await;
-    contract::store_links_and_flows(store(&a)).await;
-}
-
-#[tokio::test]
-async fn dynamodb_tokens_are_isolated() {
-    let a = aws().await;
-    contract::store_tokens_are_isolated_per_bot_and_owner(store(&a)).await;
-}
-
-#[tokio::test]
-async fn dynamodb_refresh_lease() {
-    let a = aws().await;
-    contract::store_refresh_lease_and_fenced_commit(store(&a)).await;
+/// Every store suite: `contracts::dynamodb::<suite>`.
+mod dynamodb {
+    shared::contract::store_contract_tests!(super::dynamodb_store());
 }
 
 #[tokio::test]
@@ -112,7 +90,7 @@ async fn eventbridge_publisher() {
     let a = aws().await;
     let publisher = EventBridgePublisher::new(
         aws_sdk_eventbridge::Client::new(&a.resources.sdk),
-        e2e::aws::BUS,
+        e2e::moto::BUS,
         "bot-integrations",
     );
     contract::publisher_delivers_envelopes(Arc::new(publisher), "bot-integrations", || async {

@@ -2,7 +2,7 @@
 //! (payload 2.0) events through the Lambda Runtime API, on DynamoDB, KMS and EventBridge in
 //! moto.
 
-use e2e::lambda::{http_event, Deployment, FIXTURE_ADMIN_KEY, PUBLIC_URL};
+use e2e::runtime_api::{http_event, Deployment, FIXTURE_ADMIN_KEY, PUBLIC_URL};
 use e2e::{client, location, Provider};
 use serde_json::{json, Value};
 

@@ -1,8 +1,8 @@
 //! `template.yaml` against what the functions really do: each role must allow exactly the
 //! AWS actions its function was seen using, on the exact resources (security item 19).
 
-use e2e::aws::template;
-use e2e::lambda::{http_event, Deployment, FIXTURE_ADMIN_KEY as ADMIN_KEY, PUBLIC_URL};
+use e2e::moto::template;
+use e2e::runtime_api::{http_event, Deployment, FIXTURE_ADMIN_KEY as ADMIN_KEY, PUBLIC_URL};
 use e2e::{client, location, Provider};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};

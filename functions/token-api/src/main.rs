@@ -7,7 +7,7 @@ async fn main() -> Result<(), Error> {
     // JSON or text, and the level, as the function's log configuration asks
     // (AWS_LAMBDA_LOG_FORMAT, AWS_LAMBDA_LOG_LEVEL).
     tracing::init_default_subscriber();
-    let config = shared::aws::LambdaConfig::from_env()?;
-    let service = shared::aws::lambda_service(&config, "token-api").await?;
+    let config = shared::Config::from_env()?;
+    let service = std::sync::Arc::new(shared::wiring::service(&config, "token-api").await?);
     run(shared::http::token_api_router(service)).await
 }

@@ -9,16 +9,14 @@
 //! [`CACHE_ENTRIES`] keys, each for at most [`CACHE_TTL`]) so that reading a token again
 //! needs no KMS call.
 
+use crate::crypto::{self, DataKey, Envelope, Sealed};
 use crate::ports::{SealContext, SealError, Sealer};
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
 use async_trait::async_trait;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
 use aws_sdk_kms::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -27,9 +25,7 @@ use zeroize::Zeroizing;
 
 pub const CACHE_TTL: Duration = Duration::from_secs(5 * 60);
 pub const CACHE_ENTRIES: usize = 1024;
-const NONCE_LEN: usize = 12;
-
-type DataKey = Zeroizing<[u8; 32]>;
+const SCHEME: &str = "kms1";
 
 pub struct KmsSealer {
     client: Client,
@@ -65,11 +61,7 @@ fn cache_key(encrypted_key: &[u8], aad: &[u8]) -> [u8; 32] {
 
 fn to_data_key(plain: Option<Blob>) -> Result<DataKey, SealError> {
     let bytes = Zeroizing::new(plain.ok_or(SealError::Malformed)?.into_inner());
-    let key: [u8; 32] = bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| SealError::Malformed)?;
-    Ok(Zeroizing::new(key))
+    Ok(crypto::data_key_from(&bytes)?)
 }
 
 fn kms_error<E>(e: aws_sdk_kms::error::SdkError<E>) -> SealError
@@ -127,7 +119,7 @@ impl KmsSealer {
 
 #[async_trait]
 impl Sealer for KmsSealer {
-    async fn seal(&self, plaintext: &[u8], ctx: SealContext<'_>) -> Result<String, SealError> {
+    async fn seal(&self, plaintext: &[u8], ctx: SealContext<'_>) -> Result<Sealed, SealError> {
         let out = self
             .client
             .generate_data_key()
@@ -145,53 +137,30 @@ impl Sealer for KmsSealer {
             .into_inner();
         let data_key = to_data_key(out.plaintext)?;
         let aad = aad(ctx);
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(data_key.as_slice()));
-        let ct = cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| SealError::Malformed)?;
-        let mut body = nonce.to_vec();
-        body.extend_from_slice(&ct);
+        let ciphertext = crypto::seal(&data_key, plaintext, &aad)?;
         self.remember(cache_key(&encrypted_key, &aad), data_key);
-        Ok(format!(
-            "kms1.{}.{}.{}",
-            URL_SAFE_NO_PAD.encode(key_id),
-            URL_SAFE_NO_PAD.encode(&encrypted_key),
-            URL_SAFE_NO_PAD.encode(body)
-        ))
+        // Key ids are ARNs: base64url keeps the text's '.'-separated layout intact.
+        Ok(Envelope {
+            key_id: URL_SAFE_NO_PAD.encode(key_id),
+            wrapped_key: encrypted_key,
+            ciphertext,
+        }
+        .seal_text(SCHEME))
     }
 
     async fn open(
         &self,
-        sealed: &str,
+        sealed: &Sealed,
         ctx: SealContext<'_>,
     ) -> Result<Zeroizing<Vec<u8>>, SealError> {
-        let mut parts = sealed.split('.');
-        let (Some("kms1"), Some(key_id), Some(encrypted_key), Some(body), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return Err(SealError::Malformed);
-        };
-        let decode = |p: &str| URL_SAFE_NO_PAD.decode(p).map_err(|_| SealError::Malformed);
-        let key_id = String::from_utf8(decode(key_id)?).map_err(|_| SealError::Malformed)?;
-        let encrypted_key = decode(encrypted_key)?;
-        let body = decode(body)?;
-        if body.len() < NONCE_LEN + 16 {
-            return Err(SealError::Malformed);
-        }
+        let envelope = Envelope::parse(sealed, SCHEME)?;
+        let key_id = URL_SAFE_NO_PAD
+            .decode(&envelope.key_id)
+            .ok()
+            .and_then(|k| String::from_utf8(k).ok())
+            .ok_or(SealError::Malformed)?;
         let aad = aad(ctx);
-        let ck = cache_key(&encrypted_key, &aad);
+        let ck = cache_key(&envelope.wrapped_key, &aad);
         let data_key = match self.cached(&ck) {
             Some(k) => k,
             None => {
@@ -199,7 +168,7 @@ impl Sealer for KmsSealer {
                     .client
                     .decrypt()
                     .key_id(key_id)
-                    .ciphertext_blob(Blob::new(encrypted_key))
+                    .ciphertext_blob(Blob::new(envelope.wrapped_key))
                     .set_encryption_context(Some(context_map(ctx)))
                     .send()
                     .await
@@ -209,11 +178,6 @@ impl Sealer for KmsSealer {
                 k
             }
         };
-        let (nonce, ct) = body.split_at(NONCE_LEN);
-        let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(data_key.as_slice()));
-        cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
-            .map(Zeroizing::new)
-            .map_err(|_| SealError::Open)
+        Ok(crypto::open(&data_key, &envelope.ciphertext, &aad)?)
     }
 }

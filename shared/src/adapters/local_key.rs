@@ -5,21 +5,18 @@
 //! Sealed text: `v1.<key id>.<base64url wrapped data key>.<base64url nonce+ciphertext>`.
 //! Both AES-GCM operations bind the seal context (purpose, bot, record) as associated data.
 
+use crate::crypto::{self, DataKey, Envelope, Sealed, KEY_LEN};
 use crate::ports::{SealContext, SealError, Sealer};
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
 use async_trait::async_trait;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use zeroize::{Zeroize, Zeroizing};
 
-const NONCE_LEN: usize = 12;
-const KEY_LEN: usize = 32;
+const SCHEME: &str = "v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
@@ -45,7 +42,7 @@ struct KeyFile {
 
 pub struct LocalKeySealer {
     active: String,
-    keys: BTreeMap<String, Zeroizing<[u8; KEY_LEN]>>,
+    keys: BTreeMap<String, DataKey>,
 }
 
 fn aad(ctx: SealContext<'_>) -> Vec<u8> {
@@ -59,37 +56,24 @@ fn aad(ctx: SealContext<'_>) -> Vec<u8> {
     .into_bytes()
 }
 
-fn random<const N: usize>() -> [u8; N] {
-    let mut buf = [0u8; N];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
-    buf
-}
-
-fn seal_with(key: &[u8; KEY_LEN], msg: &[u8], aad: &[u8]) -> Result<Vec<u8>, SealError> {
-    let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key));
-    let nonce = random::<NONCE_LEN>();
-    let mut out = nonce.to_vec();
-    let ct = cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg, aad })
-        .map_err(|_| SealError::Malformed)?;
-    out.extend_from_slice(&ct);
-    Ok(out)
-}
-
-fn open_with(
-    key: &[u8; KEY_LEN],
-    blob: &[u8],
-    aad: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, SealError> {
-    if blob.len() < NONCE_LEN + 16 {
-        return Err(SealError::Malformed);
-    }
-    let (nonce, ct) = blob.split_at(NONCE_LEN);
-    let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key));
-    cipher
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
-        .map(Zeroizing::new)
-        .map_err(|_| SealError::Open)
+/// Writes a key file with one fresh key, readable by its owner only.
+fn create_key_file(path: &Path) -> std::io::Result<()> {
+    let kid = format!("k{}", time::OffsetDateTime::now_utc().unix_timestamp());
+    let mut key = crypto::random_bytes::<KEY_LEN>();
+    let file = KeyFile {
+        active: kid.clone(),
+        keys: [(kid, STANDARD.encode(key))].into(),
+    };
+    key.zeroize();
+    let mut body = serde_json::to_vec_pretty(&file)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path)?;
+    let written = f.write_all(&body).and_then(|()| f.sync_all());
+    body.zeroize();
+    written
 }
 
 impl LocalKeySealer {
@@ -101,25 +85,7 @@ impl LocalKeySealer {
             source,
         };
         if !path.exists() {
-            let kid = format!("k{}", time::OffsetDateTime::now_utc().unix_timestamp());
-            let mut key = random::<KEY_LEN>();
-            let file = KeyFile {
-                active: kid.clone(),
-                keys: [(kid, STANDARD.encode(key))].into(),
-            };
-            key.zeroize();
-            let mut body = serde_json::to_vec_pretty(&file).map_err(|e| KeyFileError::Invalid {
-                path: shown.clone(),
-                reason: e.to_string(),
-            })?;
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut f = options.open(path).map_err(io)?;
-            f.write_all(&body).map_err(io)?;
-            f.sync_all().map_err(io)?;
-            body.zeroize();
+            create_key_file(path).map_err(io)?;
         }
         #[cfg(unix)]
         {
@@ -146,11 +112,9 @@ impl LocalKeySealer {
                     .decode(b64)
                     .map_err(|_| invalid("a key is not base64"))?,
             );
-            let key: [u8; KEY_LEN] = bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| invalid("a key is not 32 bytes"))?;
-            keys.insert(kid.clone(), Zeroizing::new(key));
+            let key =
+                crypto::data_key_from(&bytes).map_err(|_| invalid("a key is not 32 bytes"))?;
+            keys.insert(kid.clone(), key);
         }
         if !keys.contains_key(&file.active) {
             return Err(invalid("'active' names no key of the file"));
@@ -164,57 +128,34 @@ impl LocalKeySealer {
 
 #[async_trait]
 impl Sealer for LocalKeySealer {
-    async fn seal(&self, plaintext: &[u8], ctx: SealContext<'_>) -> Result<String, SealError> {
+    async fn seal(&self, plaintext: &[u8], ctx: SealContext<'_>) -> Result<Sealed, SealError> {
         let kek = self
             .keys
             .get(&self.active)
             .ok_or_else(|| SealError::UnknownKey(self.active.clone()))?;
         let aad = aad(ctx);
-        let dek = Zeroizing::new(random::<KEY_LEN>());
-        let wrapped = seal_with(kek, dek.as_slice(), &aad)?;
-        let body = seal_with(&dek, plaintext, &aad)?;
-        Ok(format!(
-            "v1.{}.{}.{}",
-            self.active,
-            URL_SAFE_NO_PAD.encode(wrapped),
-            URL_SAFE_NO_PAD.encode(body)
-        ))
+        let dek = crypto::new_data_key();
+        Ok(Envelope {
+            key_id: self.active.clone(),
+            wrapped_key: crypto::seal(kek, dek.as_slice(), &aad)?,
+            ciphertext: crypto::seal(&dek, plaintext, &aad)?,
+        }
+        .seal_text(SCHEME))
     }
 
     async fn open(
         &self,
-        sealed: &str,
+        sealed: &Sealed,
         ctx: SealContext<'_>,
     ) -> Result<Zeroizing<Vec<u8>>, SealError> {
-        let mut parts = sealed.split('.');
-        let (Some("v1"), Some(kid), Some(wrapped), Some(body), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return Err(SealError::Malformed);
-        };
+        let envelope = Envelope::parse(sealed, SCHEME)?;
         let kek = self
             .keys
-            .get(kid)
-            .ok_or_else(|| SealError::UnknownKey(kid.to_owned()))?;
-        let wrapped = URL_SAFE_NO_PAD
-            .decode(wrapped)
-            .map_err(|_| SealError::Malformed)?;
-        let body = URL_SAFE_NO_PAD
-            .decode(body)
-            .map_err(|_| SealError::Malformed)?;
+            .get(&envelope.key_id)
+            .ok_or_else(|| SealError::UnknownKey(envelope.key_id.clone()))?;
         let aad = aad(ctx);
-        let dek_bytes = open_with(kek, &wrapped, &aad)?;
-        let dek: Zeroizing<[u8; KEY_LEN]> = Zeroizing::new(
-            dek_bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| SealError::Malformed)?,
-        );
-        open_with(&dek, &body, &aad)
+        let dek = crypto::data_key_from(&crypto::open(kek, &envelope.wrapped_key, &aad)?)?;
+        Ok(crypto::open(&dek, &envelope.ciphertext, &aad)?)
     }
 }
 
@@ -268,7 +209,7 @@ mod tests {
         std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
         let rotated = LocalKeySealer::open_or_create(&path).unwrap();
         let sealed_new = rotated.seal(b"secret", ctx).await.unwrap();
-        assert!(sealed_new.starts_with("v1.k-next."));
+        assert!(sealed_new.as_str().starts_with("v1.k-next."));
         assert_eq!(
             rotated.open(&sealed_old, ctx).await.unwrap().as_slice(),
             b"secret"

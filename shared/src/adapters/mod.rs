@@ -8,4 +8,5 @@ pub mod jsonl_events;
 #[cfg(feature = "aws")]
 pub mod kms;
 pub mod local_key;
+pub mod oauth;
 pub mod sqlite;

@@ -189,54 +189,7 @@ pub fn parse_integrations(
     source: &str,
     providers: &(impl KnownProviders + ?Sized),
 ) -> Result<Vec<Integration>, Vec<YamlIssue>> {
-    let at = |pos: Pos, message: String| YamlIssue {
-        line: pos.line,
-        column: pos.column,
-        message,
-    };
-    if source.len() > MAX_FILE_BYTES {
-        return Err(vec![YamlIssue {
-            line: 1,
-            column: 1,
-            message: format!("the file is larger than {MAX_FILE_BYTES} bytes"),
-        }]);
-    }
-    let mut builder = TreeBuilder::default();
-    if let Err(e) = Parser::new_from_str(source).load(&mut builder, true) {
-        return Err(vec![at(Pos::from(*e.marker()), e.info().to_owned())]);
-    }
-    if let Some((pos, message)) = builder.error {
-        return Err(vec![at(pos, message)]);
-    }
-    let root = match builder.documents.len() {
-        0 => return Ok(Vec::new()),
-        1 => builder.documents.remove(0),
-        _ => {
-            let pos = builder.documents[1].pos();
-            return Err(vec![at(pos, "expected one YAML document".to_owned())]);
-        }
-    };
-    let entries = match root {
-        Node::Seq(items, _) => items,
-        // An empty file or a lone `~` means "no integrations".
-        Node::Scalar(s, _) if s.is_empty() || s == "~" || s == "null" => return Ok(Vec::new()),
-        other => {
-            return Err(vec![at(
-                other.pos(),
-                format!(
-                    "expected a list of integrations (entries starting with '- '), found {}",
-                    other.kind()
-                ),
-            )])
-        }
-    };
-    if entries.len() > MAX_ENTRIES {
-        return Err(vec![at(
-            entries[MAX_ENTRIES].pos(),
-            format!("more than {MAX_ENTRIES} integrations"),
-        )]);
-    }
-
+    let entries = entries_of(source)?;
     let mut issues = Vec::new();
     let mut parsed = Vec::new();
     let mut seen_aliases: HashSet<Alias> = HashSet::new();
@@ -244,7 +197,7 @@ pub fn parse_integrations(
         match parse_entry(entry, providers) {
             Ok((integration, alias_pos)) => {
                 if !seen_aliases.insert(integration.alias.clone()) {
-                    issues.push(at(
+                    issues.push(issue(
                         alias_pos,
                         format!(
                             "duplicate alias '{}': give one of the entries its own 'alias'",
@@ -264,17 +217,67 @@ pub fn parse_integrations(
     }
 }
 
+/// The file's entries: one YAML document holding a list, within the limits.
+fn entries_of(source: &str) -> Result<Vec<Node>, Vec<YamlIssue>> {
+    if source.len() > MAX_FILE_BYTES {
+        return Err(vec![YamlIssue {
+            line: 1,
+            column: 1,
+            message: format!("the file is larger than {MAX_FILE_BYTES} bytes"),
+        }]);
+    }
+    let mut builder = TreeBuilder::default();
+    if let Err(e) = Parser::new_from_str(source).load(&mut builder, true) {
+        return Err(vec![issue(Pos::from(*e.marker()), e.info().to_owned())]);
+    }
+    if let Some((pos, message)) = builder.error {
+        return Err(vec![issue(pos, message)]);
+    }
+    let root = match builder.documents.len() {
+        0 => return Ok(Vec::new()),
+        1 => builder.documents.remove(0),
+        _ => {
+            let pos = builder.documents[1].pos();
+            return Err(vec![issue(pos, "expected one YAML document".to_owned())]);
+        }
+    };
+    let entries = match root {
+        Node::Seq(items, _) => items,
+        // An empty file or a lone `~` means "no integrations".
+        Node::Scalar(s, _) if s.is_empty() || s == "~" || s == "null" => return Ok(Vec::new()),
+        other => {
+            return Err(vec![issue(
+                other.pos(),
+                format!(
+                    "expected a list of integrations (entries starting with '- '), found {}",
+                    other.kind()
+                ),
+            )])
+        }
+    };
+    if entries.len() > MAX_ENTRIES {
+        return Err(vec![issue(
+            entries[MAX_ENTRIES].pos(),
+            format!("more than {MAX_ENTRIES} integrations"),
+        )]);
+    }
+    Ok(entries)
+}
+
 const FIELDS: [&str; 4] = ["provider", "alias", "scope", "context"];
+
+fn issue(pos: Pos, message: String) -> YamlIssue {
+    YamlIssue {
+        line: pos.line,
+        column: pos.column,
+        message,
+    }
+}
 
 fn parse_entry(
     entry: &Node,
     providers: &(impl KnownProviders + ?Sized),
 ) -> Result<(Integration, Pos), Vec<YamlIssue>> {
-    let issue = |pos: Pos, message: String| YamlIssue {
-        line: pos.line,
-        column: pos.column,
-        message,
-    };
     let Node::Map(pairs, entry_pos) = entry else {
         return Err(vec![issue(
             entry.pos(),
@@ -284,96 +287,132 @@ fn parse_entry(
             ),
         )]);
     };
-    let mut issues = Vec::new();
-    let mut provider = None;
-    let mut alias = None;
-    let mut scope = Vec::new();
-    let mut context = None;
+    let mut fields = EntryFields::default();
     let mut seen = HashSet::new();
-
     for (key, value) in pairs {
         let Node::Scalar(name, key_pos) = key else {
-            issues.push(issue(key.pos(), "keys must be plain words".to_owned()));
+            fields
+                .issues
+                .push(issue(key.pos(), "keys must be plain words".to_owned()));
             continue;
         };
         if !seen.insert(name.as_str()) {
-            issues.push(issue(*key_pos, format!("'{name}' is given twice")));
+            fields
+                .issues
+                .push(issue(*key_pos, format!("'{name}' is given twice")));
             continue;
         }
-        let scalar = |what: &str| -> Result<(&str, Pos), YamlIssue> {
-            match value {
-                Node::Scalar(s, p) => Ok((s.as_str(), *p)),
-                other => Err(issue(
-                    other.pos(),
-                    format!("'{what}' must be a string, found {}", other.kind()),
-                )),
+        fields.read(name, *key_pos, value, providers);
+    }
+    fields.finish(*entry_pos, &seen)
+}
+
+/// One entry's fields as they are read, with every problem found on the way.
+#[derive(Default)]
+struct EntryFields {
+    provider: Option<(ProviderName, Pos)>,
+    alias: Option<(Alias, Pos)>,
+    scope: Vec<String>,
+    context: Option<Context>,
+    issues: Vec<YamlIssue>,
+}
+
+fn scalar<'a>(what: &str, value: &'a Node) -> Result<(&'a str, Pos), YamlIssue> {
+    match value {
+        Node::Scalar(s, p) => Ok((s.as_str(), *p)),
+        other => Err(issue(
+            other.pos(),
+            format!("'{what}' must be a string, found {}", other.kind()),
+        )),
+    }
+}
+
+impl EntryFields {
+    fn read(
+        &mut self,
+        name: &str,
+        key_pos: Pos,
+        value: &Node,
+        providers: &(impl KnownProviders + ?Sized),
+    ) {
+        let outcome = match name {
+            "provider" => {
+                scalar(name, value).and_then(|(raw, pos)| match ProviderName::parse(raw) {
+                    Ok(p) if providers.contains(p.as_str()) => {
+                        self.provider = Some((p, pos));
+                        Ok(())
+                    }
+                    _ => Err(issue(pos, unknown_provider(raw, providers))),
+                })
             }
-        };
-        match name.as_str() {
-            "provider" => match scalar("provider") {
-                Ok((raw, pos)) => match ProviderName::parse(raw) {
-                    Ok(p) if providers.contains(p.as_str()) => provider = Some((p, pos)),
-                    _ => issues.push(issue(pos, unknown_provider(raw, providers))),
-                },
-                Err(e) => issues.push(e),
-            },
-            "alias" => match scalar("alias") {
-                Ok((raw, pos)) => match Alias::parse(raw) {
-                    Ok(a) => alias = Some((a, pos)),
-                    Err(e) => issues.push(issue(pos, e.to_string())),
-                },
-                Err(e) => issues.push(e),
-            },
-            "scope" => match parse_scope(value) {
-                Ok(s) => scope = s,
-                Err(e) => issues.push(e),
-            },
-            "context" => match scalar("context") {
-                Ok(("bot", _)) => context = Some(Context::Bot),
-                Ok(("user", _)) => context = Some(Context::User),
-                Ok((other, pos)) => issues.push(issue(
-                    pos,
-                    format!("context must be 'bot' or 'user', not '{other}'"),
-                )),
-                Err(e) => issues.push(e),
-            },
+            "alias" => scalar(name, value).and_then(|(raw, pos)| {
+                let a = Alias::parse(raw).map_err(|e| issue(pos, e.to_string()))?;
+                self.alias = Some((a, pos));
+                Ok(())
+            }),
+            "scope" => parse_scope(value).map(|s| self.scope = s),
+            "context" => scalar(name, value).and_then(|(raw, pos)| {
+                self.context = Some(match raw {
+                    "bot" => Context::Bot,
+                    "user" => Context::User,
+                    other => {
+                        return Err(issue(
+                            pos,
+                            format!("context must be 'bot' or 'user', not '{other}'"),
+                        ))
+                    }
+                });
+                Ok(())
+            }),
             other => {
                 let hint = closest(other, FIELDS.iter().copied())
                     .map(|s| format!(" (did you mean '{s}'?)"))
                     .unwrap_or_default();
-                issues.push(issue(
-                    *key_pos,
+                Err(issue(
+                    key_pos,
                     format!(
                         "unknown key '{other}'{hint}; allowed: provider, alias, scope, context"
                     ),
-                ));
+                ))
             }
+        };
+        if let Err(e) = outcome {
+            self.issues.push(e);
         }
     }
-    if !seen.contains("provider") {
-        issues.push(issue(*entry_pos, "'provider' is required".to_owned()));
-    }
-    if !seen.contains("context") {
-        issues.push(issue(
-            *entry_pos,
-            "'context' is required: 'bot' or 'user'".to_owned(),
-        ));
-    }
-    match (provider, context) {
-        (Some((provider, provider_pos)), Some(context)) if issues.is_empty() => {
-            let (alias, alias_pos) =
-                alias.unwrap_or_else(|| (Alias::from(&provider), provider_pos));
-            Ok((
-                Integration {
-                    alias,
-                    provider,
-                    scope,
-                    context,
-                },
-                alias_pos,
-            ))
+
+    fn finish(
+        mut self,
+        entry_pos: Pos,
+        seen: &HashSet<&str>,
+    ) -> Result<(Integration, Pos), Vec<YamlIssue>> {
+        if !seen.contains("provider") {
+            self.issues
+                .push(issue(entry_pos, "'provider' is required".to_owned()));
         }
-        _ => Err(issues),
+        if !seen.contains("context") {
+            self.issues.push(issue(
+                entry_pos,
+                "'context' is required: 'bot' or 'user'".to_owned(),
+            ));
+        }
+        match (self.provider, self.context) {
+            (Some((provider, provider_pos)), Some(context)) if self.issues.is_empty() => {
+                let (alias, alias_pos) = self
+                    .alias
+                    .unwrap_or_else(|| (Alias::from(&provider), provider_pos));
+                Ok((
+                    Integration {
+                        alias,
+                        provider,
+                        scope: self.scope,
+                        context,
+                    },
+                    alias_pos,
+                ))
+            }
+            _ => Err(self.issues),
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! Pure types and rules: no storage, no HTTP framework, no cloud SDK.
 
+pub mod catalog;
 pub mod events;
 pub mod flow_secret;
 pub mod ids;
 pub mod integrations;
 pub mod providers;
 pub mod token;
+pub mod user_info;

@@ -5,134 +5,13 @@
 //! override endpoints. A name outside the catalog is a custom provider, which must bring its
 //! own endpoints or an OpenID Connect `issuer` to discover them from.
 
+pub use super::catalog::{catalog_entry, CatalogEntry, UserInfoStyle, CATALOG};
+pub use super::user_info::{normalize_user_info, UserInfo};
+
 use super::ids::ProviderName;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use url::Url;
-
-/// How a provider's user-info answer maps onto the token's `info`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UserInfoStyle {
-    OpenidConnect,
-    Github,
-    Facebook,
-    Slack,
-    Generic,
-}
-
-pub struct CatalogEntry {
-    pub name: &'static str,
-    pub authorize_url: &'static str,
-    pub token_url: &'static str,
-    pub userinfo_url: Option<&'static str>,
-    pub revocation_url: Option<&'static str>,
-    pub scope_separator: &'static str,
-    pub pkce: bool,
-    /// Sent with every authorization request, e.g. Google's `access_type=offline`.
-    pub authorize_params: &'static [(&'static str, &'static str)],
-    /// Always requested, whatever the integrations file says, e.g. Microsoft's `offline_access`.
-    pub required_scopes: &'static [&'static str],
-    /// `Some(default)` when the endpoints contain `{tenant}`.
-    pub default_tenant: Option<&'static str>,
-    pub userinfo_style: UserInfoStyle,
-    /// Lifetime to assume when a token answer has no `expires_in` but the provider is known
-    /// to expire its tokens; `None`: such a token does not expire (GitHub OAuth apps).
-    pub assumed_lifetime_secs: Option<i64>,
-    /// The client authenticates with `client_id`/`client_secret` form fields instead of
-    /// HTTP Basic.
-    pub client_auth_in_body: bool,
-}
-
-/// The built-in providers. Endpoints are the providers' documented production ones.
-pub const CATALOG: &[CatalogEntry] = &[
-    CatalogEntry {
-        name: "google",
-        authorize_url: "https://accounts.google.com/o/oauth2/v2/auth",
-        token_url: "https://oauth2.googleapis.com/token",
-        userinfo_url: Some("https://openidconnect.googleapis.com/v1/userinfo"),
-        revocation_url: Some("https://oauth2.googleapis.com/revoke"),
-        scope_separator: " ",
-        pkce: true,
-        // Google returns a refresh token only for offline access, and only on a consent
-        // screen: without `prompt=consent` a second connection gets no refresh token.
-        authorize_params: &[("access_type", "offline"), ("prompt", "consent")],
-        required_scopes: &["openid"],
-        default_tenant: None,
-        userinfo_style: UserInfoStyle::OpenidConnect,
-        assumed_lifetime_secs: Some(3600),
-        client_auth_in_body: false,
-    },
-    CatalogEntry {
-        name: "github",
-        authorize_url: "https://github.com/login/oauth/authorize",
-        token_url: "https://github.com/login/oauth/access_token",
-        userinfo_url: Some("https://api.github.com/user"),
-        // GitHub revokes through `DELETE /applications/{client_id}/grant`, not RFC 7009.
-        revocation_url: None,
-        scope_separator: " ",
-        pkce: true,
-        authorize_params: &[],
-        required_scopes: &[],
-        default_tenant: None,
-        userinfo_style: UserInfoStyle::Github,
-        assumed_lifetime_secs: None,
-        client_auth_in_body: true,
-    },
-    CatalogEntry {
-        name: "microsoft",
-        authorize_url: "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize",
-        token_url: "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
-        userinfo_url: Some("https://graph.microsoft.com/oidc/userinfo"),
-        revocation_url: None,
-        scope_separator: " ",
-        pkce: true,
-        authorize_params: &[],
-        // Without `offline_access` Microsoft issues no refresh token.
-        required_scopes: &["openid", "profile", "email", "offline_access"],
-        default_tenant: Some("common"),
-        userinfo_style: UserInfoStyle::OpenidConnect,
-        assumed_lifetime_secs: Some(3600),
-        client_auth_in_body: false,
-    },
-    CatalogEntry {
-        name: "facebook",
-        authorize_url: "https://www.facebook.com/v19.0/dialog/oauth",
-        token_url: "https://graph.facebook.com/v19.0/oauth/access_token",
-        userinfo_url: Some(
-            "https://graph.facebook.com/v19.0/me?fields=id,name,first_name,last_name,email,picture,link",
-        ),
-        revocation_url: None,
-        scope_separator: ",",
-        pkce: false,
-        authorize_params: &[],
-        required_scopes: &[],
-        default_tenant: None,
-        userinfo_style: UserInfoStyle::Facebook,
-        assumed_lifetime_secs: Some(60 * 24 * 3600),
-        client_auth_in_body: true,
-    },
-    CatalogEntry {
-        name: "slack",
-        authorize_url: "https://slack.com/oauth/v2/authorize",
-        token_url: "https://slack.com/api/oauth.v2.access",
-        userinfo_url: Some("https://slack.com/api/auth.test"),
-        revocation_url: Some("https://slack.com/api/auth.revoke"),
-        scope_separator: ",",
-        pkce: false,
-        authorize_params: &[],
-        required_scopes: &[],
-        default_tenant: None,
-        userinfo_style: UserInfoStyle::Slack,
-        assumed_lifetime_secs: None,
-        client_auth_in_body: false,
-    },
-];
-
-pub fn catalog_entry(name: &str) -> Option<&'static CatalogEntry> {
-    CATALOG.iter().find(|e| e.name == name)
-}
 
 /// The operator's registration of an app, as sent to `PUT /v1/admin/providers/{name}` or
 /// written under `providers:` in the local server's providers file.
@@ -259,6 +138,14 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
+/// The endpoints of an app, after the registration, discovery and the catalog had their say.
+struct Endpoints {
+    authorize_url: String,
+    token_url: String,
+    userinfo_url: Option<String>,
+    revocation_url: Option<String>,
+}
+
 impl ProviderAppInput {
     /// Combines the registration with the catalog entry and, for `issuer`, the discovery
     /// document the caller fetched. Checks every value; nothing is partially accepted.
@@ -270,7 +157,6 @@ impl ProviderAppInput {
         if self.client_id.is_empty() || self.client_id.len() > 512 {
             return Err(ProviderConfigError::ClientId);
         }
-        let entry = catalog_entry(name.as_str());
         if let (Some(issuer), Some(d)) = (&self.issuer, discovery) {
             if d.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
                 return Err(ProviderConfigError::IssuerMismatch {
@@ -279,29 +165,90 @@ impl ProviderAppInput {
                 });
             }
         }
-        let tenant = match (&self.tenant, entry.and_then(|e| e.default_tenant)) {
+        let entry = catalog_entry(name.as_str());
+        let tenant = self.tenant(entry)?;
+        let endpoints = self.endpoints(name, entry, discovery, tenant.as_deref())?;
+        let scope_separator = match self.scope_separator.as_deref() {
+            Some(s @ (" " | ",")) => s.to_owned(),
+            Some(_) => return Err(ProviderConfigError::ScopeSeparator),
+            None => entry.map_or(" ", |e| e.scope_separator).to_owned(),
+        };
+        let discovered_pkce = discovery.map(|d| {
+            d.code_challenge_methods_supported
+                .iter()
+                .any(|m| m == "S256")
+        });
+        let oidc = entry.is_none() && self.issuer.is_some();
+        Ok(ProviderApp {
+            name: name.clone(),
+            client_id: self.client_id.clone(),
+            authorize_url: endpoints.authorize_url,
+            token_url: endpoints.token_url,
+            userinfo_url: endpoints.userinfo_url,
+            revocation_url: endpoints.revocation_url,
+            scope_separator,
+            pkce: self
+                .pkce
+                .or(discovered_pkce)
+                .unwrap_or_else(|| entry.is_some_and(|e| e.pkce)),
+            authorize_params: self.authorize_params(entry)?,
+            required_scopes: entry
+                .map(|e| e.required_scopes.iter().map(|s| (*s).to_owned()).collect())
+                .unwrap_or_else(|| {
+                    if oidc {
+                        vec!["openid".to_owned()]
+                    } else {
+                        Vec::new()
+                    }
+                }),
+            tenant,
+            issuer: self.issuer.clone(),
+            custom: entry.is_none(),
+            has_client_secret: self.client_secret.is_some(),
+            userinfo_style: match entry {
+                Some(e) => e.userinfo_style,
+                None if oidc => UserInfoStyle::OpenidConnect,
+                None => UserInfoStyle::Generic,
+            },
+            assumed_lifetime_secs: entry.and_then(|e| e.assumed_lifetime_secs),
+            client_auth_in_body: entry.is_some_and(|e| e.client_auth_in_body),
+        })
+    }
+
+    /// The tenant, for providers whose endpoints name one.
+    fn tenant(&self, entry: Option<&CatalogEntry>) -> Result<Option<String>, ProviderConfigError> {
+        match (&self.tenant, entry.and_then(|e| e.default_tenant)) {
             (Some(t), Some(_)) => {
                 let ok = !t.is_empty()
                     && t.len() <= 64
                     && t.bytes()
                         .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-');
-                if !ok {
-                    return Err(ProviderConfigError::Tenant);
+                if ok {
+                    Ok(Some(t.clone()))
+                } else {
+                    Err(ProviderConfigError::Tenant)
                 }
-                Some(t.clone())
             }
-            (Some(_), None) => return Err(ProviderConfigError::TenantNotApplicable),
-            (None, default) => default.map(str::to_owned),
-        };
-        let with_tenant = |u: &str| match &tenant {
-            Some(t) => u.replace("{tenant}", t),
-            None => u.to_owned(),
-        };
+            (Some(_), None) => Err(ProviderConfigError::TenantNotApplicable),
+            (None, default) => Ok(default.map(str::to_owned)),
+        }
+    }
+
+    /// Each endpoint from the registration, else discovery, else the catalog; all checked.
+    fn endpoints(
+        &self,
+        name: &ProviderName,
+        entry: Option<&CatalogEntry>,
+        discovery: Option<&Discovery>,
+        tenant: Option<&str>,
+    ) -> Result<Endpoints, ProviderConfigError> {
         let pick = |given: &Option<String>, discovered: Option<&String>, catalog: Option<&str>| {
-            given
-                .clone()
-                .or_else(|| discovered.cloned())
-                .or_else(|| catalog.map(with_tenant))
+            given.clone().or_else(|| discovered.cloned()).or_else(|| {
+                catalog.map(|u| match tenant {
+                    Some(t) => u.replace("{tenant}", t),
+                    None => u.to_owned(),
+                })
+            })
         };
         let authorize_url = pick(
             &self.authorize_url,
@@ -316,33 +263,40 @@ impl ProviderAppInput {
         let (Some(authorize_url), Some(token_url)) = (authorize_url, token_url) else {
             return Err(ProviderConfigError::MissingEndpoints(name.to_string()));
         };
-        let userinfo_url = pick(
-            &self.userinfo_url,
-            discovery.and_then(|d| d.userinfo_endpoint.as_ref()),
-            entry.and_then(|e| e.userinfo_url),
-        );
-        let revocation_url = pick(
-            &self.revocation_url,
-            discovery.and_then(|d| d.revocation_endpoint.as_ref()),
-            entry.and_then(|e| e.revocation_url),
-        );
-        check_endpoint("authorize_url", &authorize_url)?;
-        check_endpoint("token_url", &token_url)?;
-        if let Some(u) = &userinfo_url {
-            check_endpoint("userinfo_url", u)?;
-        }
-        if let Some(u) = &revocation_url {
-            check_endpoint("revocation_url", u)?;
-        }
-        if let Some(issuer) = &self.issuer {
-            check_endpoint("issuer", issuer)?;
-        }
-        let scope_separator = match self.scope_separator.as_deref() {
-            Some(s @ (" " | ",")) => s.to_owned(),
-            Some(_) => return Err(ProviderConfigError::ScopeSeparator),
-            None => entry.map_or(" ", |e| e.scope_separator).to_owned(),
+        let endpoints = Endpoints {
+            authorize_url,
+            token_url,
+            userinfo_url: pick(
+                &self.userinfo_url,
+                discovery.and_then(|d| d.userinfo_endpoint.as_ref()),
+                entry.and_then(|e| e.userinfo_url),
+            ),
+            revocation_url: pick(
+                &self.revocation_url,
+                discovery.and_then(|d| d.revocation_endpoint.as_ref()),
+                entry.and_then(|e| e.revocation_url),
+            ),
         };
-        let mut authorize_params: BTreeMap<String, String> = entry
+        check_endpoint("authorize_url", &endpoints.authorize_url)?;
+        check_endpoint("token_url", &endpoints.token_url)?;
+        for (field, url) in [
+            ("userinfo_url", &endpoints.userinfo_url),
+            ("revocation_url", &endpoints.revocation_url),
+            ("issuer", &self.issuer),
+        ] {
+            if let Some(u) = url {
+                check_endpoint(field, u)?;
+            }
+        }
+        Ok(endpoints)
+    }
+
+    /// The catalog's authorization parameters, then the registration's.
+    fn authorize_params(
+        &self,
+        entry: Option<&CatalogEntry>,
+    ) -> Result<BTreeMap<String, String>, ProviderConfigError> {
+        let mut params: BTreeMap<String, String> = entry
             .map(|e| {
                 e.authorize_params
                     .iter()
@@ -354,47 +308,9 @@ impl ProviderAppInput {
             if RESERVED_PARAMS.contains(&k.as_str()) {
                 return Err(ProviderConfigError::ReservedParam(k.clone()));
             }
-            authorize_params.insert(k.clone(), v.clone());
+            params.insert(k.clone(), v.clone());
         }
-        let discovered_pkce = discovery.map(|d| {
-            d.code_challenge_methods_supported
-                .iter()
-                .any(|m| m == "S256")
-        });
-        let pkce = self
-            .pkce
-            .or(discovered_pkce)
-            .unwrap_or_else(|| entry.is_some_and(|e| e.pkce));
-        let userinfo_style = match entry {
-            Some(e) => e.userinfo_style,
-            None if self.issuer.is_some() => UserInfoStyle::OpenidConnect,
-            None => UserInfoStyle::Generic,
-        };
-        let mut required_scopes: Vec<String> = entry
-            .map(|e| e.required_scopes.iter().map(|s| (*s).to_owned()).collect())
-            .unwrap_or_default();
-        if entry.is_none() && self.issuer.is_some() {
-            required_scopes.push("openid".to_owned());
-        }
-        Ok(ProviderApp {
-            name: name.clone(),
-            client_id: self.client_id.clone(),
-            authorize_url,
-            token_url,
-            userinfo_url,
-            revocation_url,
-            scope_separator,
-            pkce,
-            authorize_params,
-            required_scopes,
-            tenant,
-            issuer: self.issuer.clone(),
-            custom: entry.is_none(),
-            has_client_secret: self.client_secret.is_some(),
-            userinfo_style,
-            assumed_lifetime_secs: entry.and_then(|e| e.assumed_lifetime_secs),
-            client_auth_in_body: entry.is_some_and(|e| e.client_auth_in_body),
-        })
+        Ok(params)
     }
 }
 
@@ -409,101 +325,6 @@ impl ProviderApp {
         }
         scopes
     }
-}
-
-/// The token's `info`, the seed's `Ueberauth.Auth.Info`. Absent fields are `null`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct UserInfo {
-    pub name: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub nickname: Option<String>,
-    pub email: Option<String>,
-    pub location: Option<String>,
-    pub description: Option<String>,
-    pub image: Option<String>,
-    pub phone: Option<String>,
-    pub birthday: Option<String>,
-    #[serde(default)]
-    pub urls: BTreeMap<String, String>,
-}
-
-fn text(v: &Value, path: &[&str]) -> Option<String> {
-    let mut cur = v;
-    for key in path {
-        cur = cur.get(key)?;
-    }
-    match cur {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// Maps a user-info answer (or ID token claims) to the provider's user id and `info`.
-pub fn normalize_user_info(style: UserInfoStyle, raw: &Value) -> (Option<String>, UserInfo) {
-    let t = |path: &[&str]| text(raw, path);
-    let mut info = UserInfo::default();
-    let uid;
-    match style {
-        UserInfoStyle::OpenidConnect | UserInfoStyle::Generic => {
-            uid = t(&["sub"]).or_else(|| t(&["id"]));
-            info.name = t(&["name"]);
-            info.first_name = t(&["given_name"]).or_else(|| t(&["first_name"]));
-            info.last_name = t(&["family_name"]).or_else(|| t(&["last_name"]));
-            info.nickname = t(&["preferred_username"]).or_else(|| t(&["nickname"]));
-            info.email = t(&["email"]);
-            info.image = t(&["picture"]).or_else(|| t(&["avatar_url"]));
-            info.phone = t(&["phone_number"]);
-            info.birthday = t(&["birthdate"]);
-            info.location = t(&["address", "formatted"]);
-            if let Some(p) = t(&["profile"]) {
-                info.urls.insert("profile".to_owned(), p);
-            }
-            if let Some(w) = t(&["website"]) {
-                info.urls.insert("website".to_owned(), w);
-            }
-        }
-        UserInfoStyle::Github => {
-            uid = t(&["id"]);
-            info.name = t(&["name"]);
-            info.nickname = t(&["login"]);
-            info.email = t(&["email"]);
-            info.location = t(&["location"]);
-            info.description = t(&["bio"]);
-            info.image = t(&["avatar_url"]);
-            if let Some(u) = t(&["html_url"]) {
-                info.urls.insert("GitHub".to_owned(), u);
-            }
-            if let Some(u) = t(&["blog"]) {
-                info.urls.insert("Blog".to_owned(), u);
-            }
-            if let Some(name) = &info.name {
-                let mut parts = name.splitn(2, ' ');
-                info.first_name = parts.next().map(str::to_owned);
-                info.last_name = parts.next().map(str::to_owned);
-            }
-        }
-        UserInfoStyle::Facebook => {
-            uid = t(&["id"]);
-            info.name = t(&["name"]);
-            info.first_name = t(&["first_name"]);
-            info.last_name = t(&["last_name"]);
-            info.email = t(&["email"]);
-            info.image = t(&["picture", "data", "url"]);
-            if let Some(u) = t(&["link"]) {
-                info.urls.insert("Facebook".to_owned(), u);
-            }
-        }
-        UserInfoStyle::Slack => {
-            uid = t(&["user_id"]);
-            info.nickname = t(&["user"]);
-            if let Some(u) = t(&["url"]) {
-                info.urls.insert("Slack".to_owned(), u);
-            }
-        }
-    }
-    (uid, info)
 }
 
 #[cfg(test)]

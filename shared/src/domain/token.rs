@@ -3,6 +3,7 @@
 use super::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
 use super::integrations::Context;
 use super::providers::UserInfo;
+use crate::crypto::Sealed;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -70,7 +71,7 @@ pub struct TokenRecord {
     pub status: TokenStatus,
     /// Unix seconds; `None` when the provider said the token does not expire.
     pub expires_at: Option<i64>,
-    pub sealed: String,
+    pub sealed: Sealed,
     /// Bumped by every write; the refresh commit is fenced on it (security item 13).
     pub version: i64,
     pub created_at: i64,
@@ -140,8 +141,11 @@ pub struct Flow {
     pub alias: Alias,
     pub provider: ProviderName,
     pub owner: Owner,
+    /// The scopes the authorization request asked for, kept for the token when the
+    /// provider's answer does not list what it granted.
+    pub scopes: Vec<String>,
     /// The PKCE verifier, encrypted under the state (`flow_secret`); `None` without PKCE.
-    pub sealed_verifier: Option<String>,
+    pub sealed_verifier: Option<Sealed>,
     pub redirect_uri: String,
     pub expires_at: i64,
     pub created_at: i64,

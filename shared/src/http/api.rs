@@ -4,7 +4,7 @@
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, AuthedBot, Operator};
 use super::AppState;
-use crate::domain::ids::{Alias, BotId, ProviderName, UserId};
+use crate::domain::ids::{Alias, BotId, ProviderName, TokenId, UserId};
 use crate::domain::providers::{ProviderApp, ProviderAppInput, UserInfo};
 use crate::domain::token::Owner;
 use crate::service::{AccessTokenView, CreatedBot, FullToken, IntegrationView, MintedLink};
@@ -61,6 +61,13 @@ struct TokenPath {
     token_id: String,
 }
 
+impl TokenPath {
+    /// A token id that cannot exist is answered like a missing token.
+    fn parse(&self) -> Result<TokenId, ApiError> {
+        TokenId::parse(&self.token_id).map_err(|_| ApiError::NotFound("token"))
+    }
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Deleted {
     pub deleted: bool,
@@ -74,7 +81,7 @@ fn unprocessable(e: impl std::fmt::Display) -> ApiError {
     }
 }
 
-fn token_map(m: BTreeMap<Alias, crate::domain::ids::TokenId>) -> TokenMap {
+fn token_map(m: BTreeMap<Alias, TokenId>) -> TokenMap {
     TokenMap {
         tokens: m
             .into_iter()
@@ -179,14 +186,10 @@ async fn put_integrations(
             expected: "application/yaml",
         });
     }
+    // The router's one body limit, which is the integrations file's own limit.
     let body = body.map_err(|_| ApiError::PayloadTooLarge {
-        limit: crate::domain::integrations::MAX_FILE_BYTES,
+        limit: super::BODY_LIMIT,
     })?;
-    if body.len() > crate::domain::integrations::MAX_FILE_BYTES {
-        return Err(ApiError::PayloadTooLarge {
-            limit: crate::domain::integrations::MAX_FILE_BYTES,
-        });
-    }
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::Unprocessable {
         code: "invalid_integrations",
         message: "the integrations file is not UTF-8".into(),
@@ -283,7 +286,7 @@ async fn token_info(
     AuthedBot(bot): AuthedBot,
     Path(path): Path<TokenPath>,
 ) -> Result<Json<UserInfo>, ApiError> {
-    Ok(Json(s.token_info(&bot, &path.token_id).await?))
+    Ok(Json(s.token_info(&bot, &path.parse()?).await?))
 }
 
 /// `get_access_token`: a usable access token, refreshed first when it is due.
@@ -296,7 +299,7 @@ async fn access_token(
     AuthedBot(bot): AuthedBot,
     Path(path): Path<TokenPath>,
 ) -> Result<Json<AccessTokenView>, ApiError> {
-    Ok(Json(s.access_token(&bot, &path.token_id).await?))
+    Ok(Json(s.access_token(&bot, &path.parse()?).await?))
 }
 
 /// `get_full_token`: the whole token, shaped like `%Ueberauth.Auth{}`.
@@ -308,7 +311,7 @@ async fn full_token(
     AuthedBot(bot): AuthedBot,
     Path(path): Path<TokenPath>,
 ) -> Result<Json<FullToken>, ApiError> {
-    Ok(Json(s.full_token(&bot, &path.token_id).await?))
+    Ok(Json(s.full_token(&bot, &path.parse()?).await?))
 }
 
 /// `delete_token`: removes the token and revokes it at the provider (best effort).
@@ -320,7 +323,9 @@ async fn delete_token(
     AuthedBot(bot): AuthedBot,
     Path(path): Path<TokenPath>,
 ) -> Result<Json<Deleted>, ApiError> {
-    Ok(Json(Deleted {
-        deleted: s.delete_token(&bot, &path.token_id).await?,
-    }))
+    let deleted = match TokenId::parse(&path.token_id) {
+        Ok(id) => s.delete_token(&bot, &id).await?,
+        Err(_) => false,
+    };
+    Ok(Json(Deleted { deleted }))
 }

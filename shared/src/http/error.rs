@@ -124,17 +124,32 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The one table from what a use case answered to status and `code`.
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
+        let message = e.to_string();
         match e {
-            ServiceError::NotFound { what } => ApiError::NotFound(what),
-            ServiceError::Conflict { code, message } => ApiError::Conflict { code, message },
-            ServiceError::Invalid {
-                code,
+            ServiceError::BotNotFound => ApiError::NotFound("bot"),
+            ServiceError::TokenNotFound => ApiError::NotFound("token"),
+            ServiceError::BotExists(_) => ApiError::Conflict {
+                code: "bot_exists",
                 message,
-                details,
-            } => ApiError::Unprocessable {
-                code,
+            },
+            ServiceError::ProviderNotConfigured(_) => ApiError::Conflict {
+                code: "provider_not_configured",
+                message,
+            },
+            ServiceError::ConcurrentConnect => ApiError::Conflict {
+                code: "concurrent_connect",
+                message,
+            },
+            ServiceError::UnknownAlias(_) => unprocessable("unknown_alias", message),
+            ServiceError::UserIdRequired(_) => unprocessable("user_id_required", message),
+            ServiceError::UserIdNotAllowed(_) => unprocessable("user_id_not_allowed", message),
+            ServiceError::InvalidProvider(_) => unprocessable("invalid_provider", message),
+            ServiceError::DiscoveryFailed(_) => unprocessable("discovery_failed", message),
+            ServiceError::InvalidIntegrations(details) => ApiError::Unprocessable {
+                code: "invalid_integrations",
                 message,
                 details,
             },
@@ -158,5 +173,13 @@ impl From<ServiceError> for ApiError {
                 ApiError::Internal
             }
         }
+    }
+}
+
+fn unprocessable(code: &'static str, message: String) -> ApiError {
+    ApiError::Unprocessable {
+        code,
+        message,
+        details: Vec::new(),
     }
 }

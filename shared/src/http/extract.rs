@@ -31,7 +31,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
             {
                 Err(ApiError::PayloadTooLarge {
-                    limit: super::JSON_BODY_LIMIT,
+                    limit: super::BODY_LIMIT,
                 })
             }
             Err(e) => Err(ApiError::BadRequest {

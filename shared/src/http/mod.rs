@@ -24,8 +24,8 @@ use utoipa::OpenApi;
 
 pub type AppState = Arc<Service>;
 
-/// Largest request body (the integrations file's own limit).
-pub const JSON_BODY_LIMIT: usize = crate::domain::integrations::MAX_FILE_BYTES;
+/// Largest request body, JSON or YAML: the integrations file's own limit.
+pub const BODY_LIMIT: usize = crate::domain::integrations::MAX_FILE_BYTES;
 pub const MAX_URI_LEN: usize = 4096;
 pub const MAX_HEADERS_BYTES: usize = 16 * 1024;
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -120,7 +120,7 @@ pub fn local_router(state: AppState) -> Router {
 fn finish(router: Router<AppState>, state: AppState) -> Router {
     router
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {

@@ -1,7 +1,7 @@
 //! HTML pages for people: the flow's outcome and the connect page. They never echo `code`
 //! or `state`, are never cached, and send no referrer.
 
-use crate::service::{ConnectRow, PageError};
+use crate::service::{ConnectRow, FlowError};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -105,33 +105,33 @@ pub fn connect_page(session: &str, bot: &str, rows: &[ConnectRow]) -> Response {
     page(StatusCode::OK, "Connect integrations", &body)
 }
 
-impl IntoResponse for PageError {
+impl IntoResponse for FlowError {
     fn into_response(self) -> Response {
         let ask_again = "<p>Please ask the bot for a new link and try again.</p>";
         match self {
-            PageError::UnknownLink => page(StatusCode::NOT_FOUND, "Link not found", ask_again),
-            PageError::ExpiredLink => page(StatusCode::GONE, "This link has expired", ask_again),
-            PageError::UnknownState => page(
+            FlowError::UnknownLink => page(StatusCode::NOT_FOUND, "Link not found", ask_again),
+            FlowError::ExpiredLink => page(StatusCode::GONE, "This link has expired", ask_again),
+            FlowError::UnknownState => page(
                 StatusCode::BAD_REQUEST,
                 "This sign-in cannot be completed",
                 &format!("<p>The sign-in was already completed, or it was not started here.</p>{ask_again}"),
             ),
-            PageError::ExpiredState => page(
+            FlowError::ExpiredState => page(
                 StatusCode::GONE,
                 "This sign-in took too long",
                 &format!("<p>Sign-ins must be completed within 10 minutes.</p>{ask_again}"),
             ),
-            PageError::Mismatch => page(
+            FlowError::Mismatch => page(
                 StatusCode::BAD_REQUEST,
                 "This sign-in cannot be completed",
                 &format!("<p>The answer came from a different service than the one the sign-in started at.</p>{ask_again}"),
             ),
-            PageError::BadRequest => page(
+            FlowError::BadRequest => page(
                 StatusCode::BAD_REQUEST,
                 "This sign-in cannot be completed",
                 &format!("<p>The request is incomplete.</p>{ask_again}"),
             ),
-            PageError::Declined { code } => {
+            FlowError::Declined { code } => {
                 let why = if code == "access_denied" {
                     "You declined the request, so nothing was connected."
                 } else {
@@ -143,22 +143,22 @@ impl IntoResponse for PageError {
                     &format!("<p>{why}</p><p>If this was a mistake, ask the bot for a new link.</p>"),
                 )
             }
-            PageError::ProviderFailed => page(
+            FlowError::ProviderFailed => page(
                 StatusCode::BAD_GATEWAY,
                 "Not connected",
                 &format!("<p>The service did not complete the sign-in.</p>{ask_again}"),
             ),
-            PageError::Unavailable => page(
+            FlowError::Unavailable => page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Not connected",
                 &format!("<p>The service is not reachable right now.</p>{ask_again}"),
             ),
-            PageError::NotConfigured => page(
+            FlowError::NotConfigured => page(
                 StatusCode::GONE,
                 "This integration is not available",
                 "<p>The bot no longer offers this integration, or it is not set up yet.</p>",
             ),
-            PageError::Internal(e) => {
+            FlowError::Internal(e) => {
                 let id = super::error::current_request_id().unwrap_or_default();
                 tracing::error!(error = %e, source = ?std::error::Error::source(&e).map(ToString::to_string), "page failed");
                 page(

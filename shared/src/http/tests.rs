@@ -1,12 +1,6 @@
 //! Router tests without a socket: `router.oneshot(request)`.
 
 use super::*;
-use crate::adapters::jsonl_events::JsonlEvents;
-use crate::adapters::local_key::LocalKeySealer;
-use crate::adapters::sqlite::SqliteStore;
-use crate::oauth::{http_client, ProviderHttp};
-use crate::ports::SystemClock;
-use crate::service::ServiceParts;
 use axum::body::Body;
 use axum::http::{header, Method, Request};
 use http_body_util::BodyExt;
@@ -23,23 +17,17 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("db.sqlite3");
-    let service = Service::new(ServiceParts {
-        store: Arc::new(SqliteStore::open(&db).unwrap()),
-        sealer: Arc::new(LocalKeySealer::open_or_create(&dir.path().join("key")).unwrap()),
-        events: Arc::new(JsonlEvents::new(
-            &dir.path().join("events.jsonl"),
-            "test",
-            None,
-        )),
-        clock: Arc::new(SystemClock),
-        http: ProviderHttp::new(http_client().unwrap()),
+    let db = dir.path().join(crate::wiring::embedded::DATABASE_FILE);
+    let config = crate::Config {
         public_url: url::Url::parse("https://svc.example/prod").unwrap(),
-        admin_key_sha256: hex::decode(crate::domain::ids::sha256_hex(ADMIN))
-            .unwrap()
-            .try_into()
-            .unwrap(),
-    });
+        admin_key: crate::AdminKeyHash::of_key("ADMIN_KEY", ADMIN).unwrap(),
+        event_source: "test".into(),
+        backend: crate::Backend::Embedded {
+            data_dir: dir.path().to_owned(),
+        },
+        webhook: None,
+    };
+    let service = crate::wiring::embedded::service(dir.path(), &config).unwrap();
     Fixture {
         _dir: dir,
         db,
@@ -197,7 +185,7 @@ async fn requests_carry_ids_and_bounded_bodies() {
     let (_, headers, _) = call(&f.router, req).await;
     assert_ne!(headers["x-request-id"], "<script>");
 
-    let huge = json!({"bot_id": "a".repeat(JSON_BODY_LIMIT + 10)});
+    let huge = json!({"bot_id": "a".repeat(BODY_LIMIT + 10)});
     let (status, _, body) = call(
         &f.router,
         json_req(Method::POST, "/v1/admin/bots", Some(ADMIN), huge),

@@ -2,6 +2,9 @@
 //! small local implementation of that API hands each function API Gateway events and
 //! collects its answers.
 
+use crate::build::{binary, workspace_root};
+use crate::moto;
+use crate::process::output_file;
 use anyhow::{anyhow, Context};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -118,8 +121,8 @@ impl Function {
         tokio::spawn(async move { axum::serve(listener, app).await });
 
         let log_path = dir.join(format!("{name}.log"));
-        let (stdout, stderr) = super::output_file(&log_path)?;
-        let child = Command::new(super::binary(name)?)
+        let (stdout, stderr) = output_file(&log_path)?;
+        let child = Command::new(binary(name)?)
             .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -169,7 +172,7 @@ pub fn http_event(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(super::workspace_root().join("events").join(fixture))?;
+    let text = std::fs::read_to_string(workspace_root().join("events").join(fixture))?;
     let mut e: Value = serde_json::from_str(&text)?;
     let (path, query) = path_and_query
         .split_once('?')
@@ -208,8 +211,8 @@ pub const PUBLIC_URL: &str = "https://abc123.execute-api.us-east-1.amazonaws.com
 /// The three functions as deployed: moto with the template's resources, each binary running.
 pub struct Deployment {
     _dir: tempfile::TempDir,
-    pub moto: super::aws::Moto,
-    pub resources: super::aws::Resources,
+    pub moto: moto::Moto,
+    pub resources: moto::Resources,
     pub start: Function,
     pub callback: Function,
     pub api: Function,
@@ -218,8 +221,8 @@ pub struct Deployment {
 impl Deployment {
     pub async fn start() -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let moto = super::aws::Moto::start(dir.path()).await?;
-        let resources = super::aws::Resources::create(&moto).await?;
+        let moto = moto::Moto::start(dir.path()).await?;
+        let resources = moto::Resources::create(&moto).await?;
         let mut env = moto.env();
         env.extend(resources.env());
         env.push(("PUBLIC_URL", PUBLIC_URL.into()));

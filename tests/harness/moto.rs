@@ -1,5 +1,7 @@
 //! moto, the AWS emulator, as a process, and the AWS resources the service needs in it.
 
+use crate::build::workspace_root;
+use crate::process::{output_file, wait_for_line};
 use anyhow::{bail, Context};
 use serde_json::Value;
 use std::path::Path;
@@ -18,7 +20,7 @@ impl Moto {
     /// Starts `moto_server` from the checkout's virtual environment on a free port, with its
     /// request recorder available.
     pub async fn start(dir: &Path) -> anyhow::Result<Self> {
-        let bin = super::workspace_root().join(".venv/bin/moto_server");
+        let bin = workspace_root().join(".venv/bin/moto_server");
         if !bin.exists() {
             bail!(
                 "moto is not installed: run `scripts/setup`, which installs moto[server] from PyPI \
@@ -26,7 +28,7 @@ impl Moto {
             );
         }
         let out = dir.join("moto.out");
-        let (stdout, stderr) = super::output_file(&out)?;
+        let (stdout, stderr) = output_file(&out)?;
         let mut child = Command::new(bin)
             .args(["-H", "127.0.0.1", "-p", "0"])
             .env("MOTO_ENABLE_RECORDING", "True")
@@ -36,7 +38,7 @@ impl Moto {
             .kill_on_drop(true)
             .spawn()
             .context("cannot start moto_server")?;
-        let line = super::wait_for_line(&out, "Running on http://", &mut child).await?;
+        let line = wait_for_line(&out, "Running on http://", &mut child).await?;
         let endpoint = line
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
@@ -236,7 +238,7 @@ impl Resources {
 /// `template.yaml` as JSON, read by cfn-lint's CloudFormation decoder (which knows `!Ref`,
 /// `!GetAtt` and the other short forms).
 pub fn template() -> anyhow::Result<Value> {
-    let root = super::workspace_root();
+    let root = workspace_root();
     let out = std::process::Command::new(root.join(".venv/bin/python"))
         .args([
             "-c",

@@ -1,8 +1,10 @@
-//! Talking to providers: authorization URLs, code exchange, refresh, revocation, user info
+//! The provider client port on real HTTP: authorization URLs, code exchange, refresh, revocation, user info
 //! and OpenID Connect discovery, all on the `oauth2` crate over one shared HTTP client that
 //! follows no redirects, has timeouts, and reads bounded bodies.
 
 use crate::domain::providers::{Discovery, ProviderApp};
+use crate::ports::{Authorization, GrantedToken, ProviderClient, ProviderError, RegisteredApp};
+use async_trait::async_trait;
 use oauth2::basic::{
     BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
     BasicTokenIntrospectionResponse, BasicTokenType,
@@ -38,23 +40,6 @@ type BareClient = oauth2::Client<
     BasicRevocationErrorResponse,
 >;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ProviderError {
-    /// `invalid_grant` / `invalid_client`: retrying cannot help.
-    #[error("the provider refused the grant ({code})")]
-    Final { code: String },
-    /// Another OAuth error answer.
-    #[error("the provider answered with error '{code}'")]
-    Refused { code: String },
-    /// Network failure, timeout, 429 or 5xx: may succeed later.
-    #[error("the provider is unavailable")]
-    Transient { retry_after: Option<u64> },
-    #[error("the provider's answer could not be understood: {0}")]
-    Malformed(String),
-    #[error("the provider is misconfigured: {0}")]
-    Config(String),
-}
-
 /// The HTTP client errors the `oauth2` crate sees.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -67,22 +52,6 @@ pub enum HttpError {
     },
     #[error("answer larger than {MAX_PROVIDER_BODY} bytes")]
     TooLarge,
-}
-
-/// What a successful token request gave.
-pub struct GrantedToken {
-    pub access_token: SecretString,
-    pub refresh_token: Option<SecretString>,
-    pub token_type: String,
-    pub expires_in: Option<u64>,
-    pub scopes: Option<Vec<String>>,
-    pub other: Map<String, Value>,
-}
-
-/// A started authorization: where to send the browser and what to keep server side.
-pub struct Authorization {
-    pub url: url::Url,
-    pub pkce_verifier: Option<SecretString>,
 }
 
 #[derive(Clone)]
@@ -217,10 +186,13 @@ impl ProviderHttp {
         }
         Ok(client)
     }
+}
 
+#[async_trait]
+impl ProviderClient for ProviderHttp {
     /// The authorization URL for a flow, with a fresh PKCE verifier where the provider
     /// supports it (always S256).
-    pub fn authorize(
+    fn authorize(
         &self,
         app: &ProviderApp,
         redirect_uri: &str,
@@ -252,15 +224,15 @@ impl ProviderHttp {
         })
     }
 
-    #[tracing::instrument(skip_all, fields(provider = %app.name))]
-    pub async fn exchange_code(
+    #[tracing::instrument(skip_all, fields(provider = %client.app.name))]
+    async fn exchange_code(
         &self,
-        app: &ProviderApp,
-        secret: Option<&SecretString>,
+        client: &RegisteredApp,
         redirect_uri: &str,
         code: &SecretString,
         verifier: Option<SecretString>,
     ) -> Result<GrantedToken, ProviderError> {
+        let (app, secret) = (&client.app, client.secret.as_ref());
         let token_url = TokenUrl::new(app.token_url.clone())
             .map_err(|_| ProviderError::Config("token_url".into()))?;
         let client = Self::client(app, secret, redirect_uri)?.set_token_uri(token_url);
@@ -271,14 +243,14 @@ impl ProviderHttp {
         req.request_async(self).await.map(granted).map_err(classify)
     }
 
-    #[tracing::instrument(skip_all, fields(provider = %app.name))]
-    pub async fn refresh(
+    #[tracing::instrument(skip_all, fields(provider = %client.app.name))]
+    async fn refresh(
         &self,
-        app: &ProviderApp,
-        secret: Option<&SecretString>,
+        client: &RegisteredApp,
         redirect_uri: &str,
         refresh_token: &SecretString,
     ) -> Result<GrantedToken, ProviderError> {
+        let (app, secret) = (&client.app, client.secret.as_ref());
         let token_url = TokenUrl::new(app.token_url.clone())
             .map_err(|_| ProviderError::Config("token_url".into()))?;
         let client = Self::client(app, secret, redirect_uri)?.set_token_uri(token_url);
@@ -294,14 +266,14 @@ impl ProviderHttp {
     /// RFC 7009 revocation of the refresh token (which ends the grant at most providers) or,
     /// without one, the access token. Sent directly rather than through the `oauth2` crate,
     /// which refuses plain-HTTP revocation URLs even on the loopback interface.
-    #[tracing::instrument(skip_all, fields(provider = %app.name))]
-    pub async fn revoke(
+    #[tracing::instrument(skip_all, fields(provider = %client.app.name))]
+    async fn revoke(
         &self,
-        app: &ProviderApp,
-        secret: Option<&SecretString>,
+        client: &RegisteredApp,
         access_token: &SecretString,
         refresh_token: Option<&SecretString>,
     ) -> Result<(), ProviderError> {
+        let (app, secret) = (&client.app, client.secret.as_ref());
         let Some(url) = &app.revocation_url else {
             return Ok(());
         };
@@ -341,7 +313,7 @@ impl ProviderHttp {
 
     /// The provider's user-info answer for a fresh access token.
     #[tracing::instrument(skip_all, fields(provider = %app.name))]
-    pub async fn user_info(
+    async fn user_info(
         &self,
         app: &ProviderApp,
         access_token: &SecretString,
@@ -372,7 +344,7 @@ impl ProviderHttp {
     }
 
     /// Fetches and parses `{issuer}/.well-known/openid-configuration`.
-    pub async fn discover(&self, issuer: &url::Url) -> Result<Discovery, ProviderError> {
+    async fn discover(&self, issuer: &url::Url) -> Result<Discovery, ProviderError> {
         let base = issuer.as_str().trim_end_matches('/');
         let url = format!("{base}/.well-known/openid-configuration");
         let resp = self

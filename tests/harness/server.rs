@@ -1,191 +1,20 @@
-//! Harness for the end-to-end tests: the built `local-server` binary and a real OAuth 2.0
-//! server (oauth2-mock-server under Node.js, `tests/provider`), each a process of its own on
-//! a loopback port chosen at run time, in a fresh temporary directory.
+//! The local server (`local-server`) as a process on a loopback port chosen at run time, and
+//! `World`: that server with a provider, a bot and its integrations, on either backend.
 
-use anyhow::{anyhow, bail, Context};
+use crate::build::binary;
+use crate::moto;
+use crate::process::{output_file, read_jsonl, wait_for_line};
+use crate::provider::Provider;
+use anyhow::Context;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::process::{Child, Command};
-
-pub mod aws;
-pub mod lambda;
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdefghijklmnop";
 
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
-
-/// Builds the workspace's binaries once per test run and returns the path of `name`.
-pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
-    static BINS: OnceLock<Result<Vec<(String, PathBuf)>, String>> = OnceLock::new();
-    let bins = BINS
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let out = std::process::Command::new(cargo)
-                .args(["build", "--message-format=json-render-diagnostics"])
-                .args([
-                    "-p",
-                    "local-server",
-                    "-p",
-                    "oauth-start",
-                    "-p",
-                    "oauth-callback",
-                    "-p",
-                    "token-api",
-                ])
-                .current_dir(workspace_root())
-                .stderr(Stdio::inherit())
-                .output()
-                .map_err(|e| format!("cannot run cargo build: {e}"))?;
-            if !out.status.success() {
-                return Err("cargo build of the service's binaries failed".into());
-            }
-            Ok(String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .filter_map(|v| {
-                    let exe = v["executable"].as_str()?;
-                    Some((v["target"]["name"].as_str()?.to_owned(), PathBuf::from(exe)))
-                })
-                .collect())
-        })
-        .clone()
-        .map_err(|e| anyhow!(e))?;
-    bins.into_iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, p)| p)
-        .ok_or_else(|| anyhow!("cargo build produced no {name} executable"))
-}
-
 fn local_server_binary() -> anyhow::Result<PathBuf> {
     binary("local-server")
-}
-
-/// Fails, with the way to fix it, when Node.js or the provider's package is missing.
-fn provider_prerequisites() -> anyhow::Result<PathBuf> {
-    let dir = workspace_root().join("tests/provider");
-    let node = std::process::Command::new("node").arg("--version").output();
-    match node {
-        Ok(o) if o.status.success() => {}
-        _ => bail!(
-            "Node.js (20.19 or newer) is required for the end-to-end tests and was not found.\n\
-             Install it (Debian/Ubuntu: `apt-get install nodejs npm`), then run `scripts/setup`."
-        ),
-    }
-    if !dir.join("node_modules/oauth2-mock-server").is_dir() {
-        bail!(
-            "the test OAuth server is not installed: run `scripts/setup` \
-             (or `npm ci --prefix tests/provider`) from the repository root"
-        );
-    }
-    Ok(dir)
-}
-
-pub async fn wait_for_line(path: &Path, needle: &str, child: &mut Child) -> anyhow::Result<String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if let Some(line) = text.lines().find(|l| l.contains(needle)) {
-                return Ok(line.to_owned());
-            }
-        }
-        if let Some(status) = child.try_wait()? {
-            let output = std::fs::read_to_string(path).unwrap_or_default();
-            bail!("process exited ({status}) before it was ready:\n{output}");
-        }
-        if Instant::now() > deadline {
-            bail!("process not ready after 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-pub fn output_file(path: &Path) -> anyhow::Result<(Stdio, Stdio)> {
-    let f = std::fs::File::create(path)?;
-    Ok((Stdio::from(f.try_clone()?), Stdio::from(f)))
-}
-
-/// The OAuth provider process.
-pub struct Provider {
-    _child: Child,
-    pub issuer: String,
-    pub log_path: PathBuf,
-}
-
-impl Provider {
-    pub async fn start(dir: &Path) -> anyhow::Result<Self> {
-        let pkg = provider_prerequisites()?;
-        let out_path = dir.join("provider.out");
-        let log_path = dir.join("provider-requests.jsonl");
-        let (stdout, stderr) = output_file(&out_path)?;
-        let mut child = Command::new("node")
-            .arg(pkg.join("server.mjs"))
-            .env("PROVIDER_PORT", "0")
-            .env("PROVIDER_LOG", &log_path)
-            .env("PROVIDER_TOKEN_PREFIX", "canary")
-            .stdout(stdout)
-            .stderr(stderr)
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot start node")?;
-        let line = wait_for_line(&out_path, "issuer", &mut child).await?;
-        let issuer = serde_json::from_str::<Value>(&line)?["issuer"]
-            .as_str()
-            .context("no issuer printed")?
-            .to_owned();
-        Ok(Self {
-            _child: child,
-            issuer,
-            log_path,
-        })
-    }
-
-    /// Every request the provider handled, in order.
-    pub fn requests(&self) -> Vec<Value> {
-        read_jsonl(&self.log_path)
-    }
-
-    pub fn token_requests(&self, grant: &str) -> Vec<Value> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r["endpoint"] == "token" && r["grant_type"] == grant)
-            .collect()
-    }
-
-    /// Every access and refresh token the provider issued.
-    pub fn issued_secrets(&self) -> Vec<String> {
-        self.requests()
-            .iter()
-            .flat_map(|r| [r["access_token"].as_str(), r["refresh_token"].as_str()])
-            .flatten()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    pub async fn control(&self, change: Value) -> anyhow::Result<()> {
-        let resp = reqwest::Client::new()
-            .post(format!("{}/__control", self.issuer))
-            .json(&change)
-            .send()
-            .await?;
-        anyhow::ensure!(resp.status().is_success(), "control refused");
-        Ok(())
-    }
-}
-
-pub fn read_jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 /// The local server process.
@@ -300,8 +129,8 @@ pub enum Backend {
 }
 
 pub struct AwsSide {
-    pub moto: aws::Moto,
-    pub resources: aws::Resources,
+    pub moto: moto::Moto,
+    pub resources: moto::Resources,
     seen: tokio::sync::Mutex<Vec<Value>>,
 }
 
@@ -345,8 +174,8 @@ impl World {
         let (aws, env) = match backend {
             Backend::Sqlite => (None, Vec::new()),
             Backend::Aws => {
-                let moto = aws::Moto::start(dir.path()).await?;
-                let resources = aws::Resources::create(&moto).await?;
+                let moto = moto::Moto::start(dir.path()).await?;
+                let resources = moto::Resources::create(&moto).await?;
                 let mut env = moto.env();
                 env.extend(resources.env());
                 let side = AwsSide {
@@ -533,55 +362,4 @@ pub fn location(resp: reqwest::Response) -> anyhow::Result<String> {
         .context("redirect without Location")?
         .to_str()?
         .to_owned())
-}
-
-/// What the browser ended on after following a URL (and clicking a button on it).
-pub struct Visited {
-    pub status: Option<u16>,
-    pub url: String,
-    pub title: String,
-    pub text: String,
-    pub headers: Value,
-}
-
-/// Opens `url` in the system's Chromium through `tests/browser/visit.mjs`; fails, saying how
-/// to install them, when Chromium or the driver is missing.
-pub async fn browse(url: &str, click: Option<&str>) -> anyhow::Result<Visited> {
-    let driver = workspace_root().join("tests/browser");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        bail!(
-            "Chromium is required for the browser tests and was not found at {chromium}.\n\
-             Install it (Debian: `apt-get install chromium`, which `scripts/setup` does as root) \
-             or set CHROMIUM to its path."
-        );
-    }
-    if !driver.join("node_modules/playwright-core").is_dir() {
-        bail!("the browser driver is not installed: run `scripts/setup` (or `npm ci --prefix tests/browser`)");
-    }
-    let mut cmd = Command::new("node");
-    cmd.arg(driver.join("visit.mjs"))
-        .arg(url)
-        .env("CHROMIUM", &chromium);
-    if let Some(label) = click {
-        cmd.args(["--click", label]);
-    }
-    let out = tokio::time::timeout(Duration::from_secs(90), cmd.kill_on_drop(true).output())
-        .await
-        .context("the browser did not finish within 90 s")??;
-    if !out.status.success() {
-        bail!(
-            "the browser failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("browser output: {}", String::from_utf8_lossy(&out.stdout)))?;
-    Ok(Visited {
-        status: v["status"].as_u64().and_then(|s| u16::try_from(s).ok()),
-        url: v["url"].as_str().unwrap_or_default().to_owned(),
-        title: v["title"].as_str().unwrap_or_default().to_owned(),
-        text: v["text"].as_str().unwrap_or_default().to_owned(),
-        headers: v["headers"].clone(),
-    })
 }

@@ -1,0 +1,215 @@
+//! The embedded store: one SQLite file, schema migrations by `user_version`, one transaction
+//! per state change. Blocking SQLite calls run on tokio's blocking pool.
+
+use crate::crypto::Sealed;
+use crate::domain::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
+use crate::domain::integrations::Integration;
+use crate::domain::providers::ProviderApp;
+use crate::domain::token::{ConnectSession, Flow, Link, Owner, TokenRecord, TokenStatus};
+use crate::ports::{BotStore, FlowStore, ProviderStore, SaveOutcome, StoreError, TokenStore};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+mod bots;
+mod flows;
+mod tokens;
+
+impl rusqlite::ToSql for Sealed {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        self.as_str().to_sql()
+    }
+}
+
+impl rusqlite::types::FromSql for Sealed {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        String::column_result(v).map(Sealed::from_stored)
+    }
+}
+
+/// Each entry moves the schema one version up; applied in order, never edited once released.
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE bots (
+    bot_id     TEXT PRIMARY KEY,
+    key_hash   TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE integrations (
+    bot_id TEXT PRIMARY KEY REFERENCES bots(bot_id),
+    body   TEXT NOT NULL
+);
+CREATE TABLE providers (
+    name          TEXT PRIMARY KEY,
+    app           TEXT NOT NULL,
+    sealed_secret TEXT
+);
+CREATE TABLE links (
+    link_id    TEXT PRIMARY KEY,
+    bot_id     TEXT NOT NULL REFERENCES bots(bot_id),
+    alias      TEXT NOT NULL,
+    user_id    TEXT,
+    expires_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX links_expiry ON links(expires_at);
+CREATE TABLE flows (
+    state_hash      TEXT PRIMARY KEY,
+    link_id         TEXT NOT NULL,
+    bot_id          TEXT NOT NULL REFERENCES bots(bot_id),
+    alias           TEXT NOT NULL,
+    provider        TEXT NOT NULL,
+    user_id         TEXT,
+    sealed_verifier TEXT,
+    redirect_uri    TEXT NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL
+);
+CREATE INDEX flows_expiry ON flows(expires_at);
+CREATE TABLE connect_sessions (
+    session_id TEXT PRIMARY KEY,
+    bot_id     TEXT NOT NULL REFERENCES bots(bot_id),
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE tokens (
+    bot_id       TEXT NOT NULL REFERENCES bots(bot_id),
+    token_id     TEXT NOT NULL,
+    alias        TEXT NOT NULL,
+    provider     TEXT NOT NULL,
+    -- '' for a bot-context token: user ids are never empty.
+    user_id      TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    expires_at   INTEGER,
+    sealed       TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    lease_holder TEXT,
+    lease_until  INTEGER,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    PRIMARY KEY (bot_id, token_id),
+    UNIQUE (bot_id, user_id, alias)
+);
+"#,
+    r#"
+-- The scopes a flow asked for, as a JSON array.
+ALTER TABLE flows ADD COLUMN scopes TEXT NOT NULL DEFAULT '[]';
+"#,
+];
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Unavailable(Box::new(e))
+}
+
+fn corrupt(what: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(0, what.to_owned(), rusqlite::types::Type::Text)
+}
+
+fn owner_key(owner: &Owner) -> &str {
+    owner.user_id().map_or("", UserId::as_str)
+}
+
+fn owner_from(user_id: Option<String>) -> rusqlite::Result<Owner> {
+    match user_id.filter(|u| !u.is_empty()) {
+        None => Ok(Owner::Bot),
+        Some(u) => UserId::parse(&u)
+            .map(Owner::User)
+            .map_err(|_| corrupt("user_id")),
+    }
+}
+
+fn parse<T, E>(f: impl FnOnce(&str) -> Result<T, E>, raw: &str, what: &str) -> rusqlite::Result<T> {
+    f(raw).map_err(|_| corrupt(what))
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(unavailable)?;
+        Self::init(conn)
+    }
+
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory().map_err(unavailable)?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(unavailable)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(unavailable)?;
+        migrate(&mut conn).map_err(unavailable)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Corrupt("the connection lock was poisoned".into()))?;
+            f(&mut guard).map_err(|e| match e {
+                rusqlite::Error::InvalidColumnType(_, what, _) => {
+                    StoreError::Corrupt(format!("unexpected value in column {what}"))
+                }
+                other => unavailable(other),
+            })
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+    }
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract;
+    use crate::ports::Store;
+
+    fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("db.sqlite3")).unwrap();
+        (dir, Arc::new(s))
+    }
+
+    contract::store_contract_tests!(async { store() });
+
+    #[tokio::test]
+    async fn two_processes_share_one_file_and_migrations_run_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let first = SqliteStore::open(&path).unwrap();
+        let second = SqliteStore::open(&path).unwrap();
+        let b = BotId::parse("acme").unwrap();
+        assert!(first.create_bot(&b, "h", 1).await.unwrap());
+        assert!(!second.create_bot(&b, "h", 1).await.unwrap());
+        let version: usize = second
+            .run(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+    }
+}

@@ -1,0 +1,198 @@
+//! Tokens: the record, the owner index, the lease and the fenced commit.
+
+use super::*;
+
+const TOKEN_COLUMNS: &str =
+    "bot_id, token_id, alias, provider, user_id, status, expires_at, sealed, version, created_at, updated_at";
+
+fn token_from(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
+    Ok(TokenRecord {
+        bot_id: parse(BotId::parse, &r.get::<_, String>(0)?, "bot_id")?,
+        token_id: parse(TokenId::parse, &r.get::<_, String>(1)?, "token_id")?,
+        alias: parse(Alias::parse, &r.get::<_, String>(2)?, "alias")?,
+        provider: parse(ProviderName::parse, &r.get::<_, String>(3)?, "provider")?,
+        owner: owner_from(r.get(4)?)?,
+        status: TokenStatus::parse(&r.get::<_, String>(5)?).ok_or_else(|| corrupt("status"))?,
+        expires_at: r.get(6)?,
+        sealed: r.get(7)?,
+        version: r.get(8)?,
+        created_at: r.get(9)?,
+        updated_at: r.get(10)?,
+    })
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn token(&self, bot: &BotId, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        let (bot, id) = (bot.to_string(), id.to_string());
+        self.run(move |c| {
+            c.query_row(
+                &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE bot_id = ?1 AND token_id = ?2"),
+                [bot, id],
+                token_from,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn token_id_for(
+        &self,
+        bot: &BotId,
+        owner: &Owner,
+        alias: &Alias,
+    ) -> Result<Option<TokenId>, StoreError> {
+        let (bot, user, alias) = (
+            bot.to_string(),
+            owner_key(owner).to_owned(),
+            alias.to_string(),
+        );
+        self.run(move |c| {
+            let id: Option<String> = c
+                .query_row(
+                    "SELECT token_id FROM tokens WHERE bot_id = ?1 AND user_id = ?2 AND alias = ?3",
+                    [bot, user, alias],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            id.map(|i| parse(TokenId::parse, &i, "token_id"))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn tokens_of(
+        &self,
+        bot: &BotId,
+        owner: &Owner,
+    ) -> Result<BTreeMap<Alias, TokenId>, StoreError> {
+        let (bot, user) = (bot.to_string(), owner_key(owner).to_owned());
+        self.run(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT alias, token_id FROM tokens WHERE bot_id = ?1 AND user_id = ?2 ORDER BY alias",
+            )?;
+            let rows = stmt.query_map([bot, user], |r| {
+                Ok((
+                    parse(Alias::parse, &r.get::<_, String>(0)?, "alias")?,
+                    parse(TokenId::parse, &r.get::<_, String>(1)?, "token_id")?,
+                ))
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn save_connected(&self, record: &TokenRecord) -> Result<SaveOutcome, StoreError> {
+        let t = record.clone();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let holder: Option<String> = tx
+                .query_row(
+                    "SELECT token_id FROM tokens WHERE bot_id = ?1 AND user_id = ?2 AND alias = ?3",
+                    params![t.bot_id.as_str(), owner_key(&t.owner), t.alias.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match holder {
+                Some(existing) if existing != t.token_id.as_str() => {
+                    return Ok(SaveOutcome::Taken(parse(TokenId::parse, &existing, "token_id")?));
+                }
+                Some(_) => {
+                    tx.execute(
+                        "UPDATE tokens SET provider = ?3, status = ?4, expires_at = ?5, sealed = ?6,
+                                version = version + 1, lease_holder = NULL, lease_until = NULL, updated_at = ?7
+                         WHERE bot_id = ?1 AND token_id = ?2",
+                        params![t.bot_id.as_str(), t.token_id.as_str(), t.provider.as_str(), t.status.as_str(),
+                                t.expires_at, t.sealed, t.updated_at],
+                    )?;
+                }
+                None => {
+                    tx.execute(
+                        &format!("INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                        params![t.bot_id.as_str(), t.token_id.as_str(), t.alias.as_str(), t.provider.as_str(),
+                                owner_key(&t.owner), t.status.as_str(), t.expires_at, t.sealed, t.version,
+                                t.created_at, t.updated_at],
+                    )?;
+                }
+            }
+            tx.commit()?;
+            Ok(SaveOutcome::Saved)
+        })
+        .await
+    }
+
+    async fn delete_token(
+        &self,
+        bot: &BotId,
+        id: &TokenId,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let (bot, id) = (bot.to_string(), id.to_string());
+        self.run(move |c| {
+            c.query_row(
+                &format!("DELETE FROM tokens WHERE bot_id = ?1 AND token_id = ?2 RETURNING {TOKEN_COLUMNS}"),
+                [bot, id],
+                token_from,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        bot: &BotId,
+        id: &TokenId,
+        holder: &str,
+        until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (bot, id, holder) = (bot.to_string(), id.to_string(), holder.to_owned());
+        self.run(move |c| {
+            let n = c.execute(
+                "UPDATE tokens SET lease_holder = ?3, lease_until = ?4
+                 WHERE bot_id = ?1 AND token_id = ?2 AND (lease_until IS NULL OR lease_until <= ?5)",
+                params![bot, id, holder, until, now],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn commit_refresh(
+        &self,
+        t: &TokenRecord,
+        expected_version: i64,
+        holder: &str,
+    ) -> Result<bool, StoreError> {
+        let (t, holder) = (t.clone(), holder.to_owned());
+        self.run(move |c| {
+            let n = c.execute(
+                "UPDATE tokens SET status = ?3, expires_at = ?4, sealed = ?5, version = version + 1,
+                        lease_holder = NULL, lease_until = NULL, updated_at = ?6
+                 WHERE bot_id = ?1 AND token_id = ?2 AND version = ?7 AND lease_holder = ?8",
+                params![t.bot_id.as_str(), t.token_id.as_str(), t.status.as_str(), t.expires_at, t.sealed,
+                        t.updated_at, expected_version, holder],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn release_lease(
+        &self,
+        bot: &BotId,
+        id: &TokenId,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        let (bot, id, holder) = (bot.to_string(), id.to_string(), holder.to_owned());
+        self.run(move |c| {
+            c.execute(
+                "UPDATE tokens SET lease_holder = NULL, lease_until = NULL
+                 WHERE bot_id = ?1 AND token_id = ?2 AND lease_holder = ?3",
+                params![bot, id, holder],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+}

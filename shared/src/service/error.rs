@@ -1,0 +1,43 @@
+//! What a use case can answer besides success, named by meaning. The HTTP layer owns the one
+//! table from these to status codes and error codes (`http/error.rs`).
+
+use crate::domain::ids::{Alias, BotId, ProviderName};
+use crate::domain::integrations::YamlIssue;
+use crate::domain::providers::ProviderConfigError;
+use crate::ports::{ProviderError, SealError, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("bot '{0}' already exists")]
+    BotExists(BotId),
+    #[error("bot not found")]
+    BotNotFound,
+    #[error("token not found")]
+    TokenNotFound,
+    #[error("no integration with alias '{0}' in this bot's integrations file")]
+    UnknownAlias(Alias),
+    #[error("'{0}' is a user-context integration: give the user_id")]
+    UserIdRequired(Alias),
+    #[error("'{0}' is a bot-context integration: it takes no user_id")]
+    UserIdNotAllowed(Alias),
+    #[error("provider '{0}' has no app registered: the operator must PUT /v1/admin/providers/{0}")]
+    ProviderNotConfigured(ProviderName),
+    #[error("the integrations file has {} problem(s)", .0.len())]
+    InvalidIntegrations(Vec<YamlIssue>),
+    #[error(transparent)]
+    InvalidProvider(#[from] ProviderConfigError),
+    #[error("OpenID Connect discovery failed: {0}")]
+    DiscoveryFailed(#[source] ProviderError),
+    #[error("the token changed while it was being stored")]
+    ConcurrentConnect,
+    #[error("the provider is unavailable")]
+    ProviderUnavailable { retry_after: u64 },
+    #[error("the provider failed")]
+    Provider(#[source] ProviderError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    #[error("stored data could not be decoded")]
+    Decode(#[source] serde_json::Error),
+}

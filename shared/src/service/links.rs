@@ -1,0 +1,158 @@
+//! A bot's integrations file, the links that start flows (`oauth_link`, the connect page's
+//! link), and the token lists `bot.tokens` / `user.tokens`.
+
+use super::{Service, ServiceError};
+use crate::domain::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
+use crate::domain::integrations::{parse_integrations, Context, Integration};
+use crate::domain::providers::CATALOG;
+use crate::domain::token::{ConnectSession, Link, Owner};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub const LINK_TTL_SECS: i64 = 30 * 60;
+pub const CONNECT_SESSION_TTL_SECS: i64 = 15 * 60;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IntegrationView {
+    #[schema(value_type = String)]
+    pub alias: Alias,
+    #[schema(value_type = String)]
+    pub provider: ProviderName,
+    pub scope: Vec<String>,
+    pub context: Context,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connected: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub token_id: Option<TokenId>,
+}
+
+impl IntegrationView {
+    /// `token` is `Some` for bot-context integrations: whether, and as which token, it is
+    /// connected.
+    fn of(i: Integration, token: Option<Option<TokenId>>) -> Self {
+        Self {
+            alias: i.alias,
+            provider: i.provider,
+            scope: i.scope,
+            context: i.context,
+            connected: token.as_ref().map(Option::is_some),
+            token_id: token.flatten(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MintedLink {
+    pub url: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+impl Service {
+    pub async fn put_integrations(
+        &self,
+        bot: &BotId,
+        yaml: &str,
+    ) -> Result<Vec<IntegrationView>, ServiceError> {
+        let mut known: Vec<String> = CATALOG.iter().map(|e| e.name.to_owned()).collect();
+        for app in self.store.providers().await? {
+            if !known.contains(&app.name.to_string()) {
+                known.push(app.name.to_string());
+            }
+        }
+        let list = parse_integrations(yaml, known.as_slice())
+            .map_err(ServiceError::InvalidIntegrations)?;
+        self.store.put_integrations(bot, &list).await?;
+        tracing::info!(bot_id = %bot, count = list.len(), "integrations replaced");
+        Ok(list
+            .into_iter()
+            .map(|i| IntegrationView::of(i, None))
+            .collect())
+    }
+
+    pub async fn integrations(&self, bot: &BotId) -> Result<Vec<IntegrationView>, ServiceError> {
+        let list = self.store.integrations(bot).await?;
+        let bot_tokens = self.store.tokens_of(bot, &Owner::Bot).await?;
+        Ok(list
+            .into_iter()
+            .map(|i| {
+                let token = (i.context == Context::Bot).then(|| bot_tokens.get(&i.alias).cloned());
+                IntegrationView::of(i, token)
+            })
+            .collect())
+    }
+
+    /// `oauth_link(alias)`.
+    pub async fn create_link(
+        &self,
+        bot: &BotId,
+        alias: &Alias,
+        user: Option<UserId>,
+    ) -> Result<MintedLink, ServiceError> {
+        let (link, _) = self.mint_link(bot, alias, user).await?;
+        Ok(MintedLink {
+            url: self.url(&format!("/oauth/start/{}", link.link_id)),
+            expires_at: link.expires_at,
+        })
+    }
+
+    /// Stores a link for `alias` after checking that the integration and its provider app
+    /// exist; answers the link and the integration it starts.
+    pub(super) async fn mint_link(
+        &self,
+        bot: &BotId,
+        alias: &Alias,
+        user: Option<UserId>,
+    ) -> Result<(Link, Integration), ServiceError> {
+        let integration = self
+            .integration(bot, alias)
+            .await?
+            .ok_or_else(|| ServiceError::UnknownAlias(alias.clone()))?;
+        let owner = match (integration.context, user) {
+            (Context::User, Some(u)) => Owner::User(u),
+            (Context::User, None) => return Err(ServiceError::UserIdRequired(alias.clone())),
+            (Context::Bot, None) => Owner::Bot,
+            (Context::Bot, Some(_)) => return Err(ServiceError::UserIdNotAllowed(alias.clone())),
+        };
+        if self.store.provider(&integration.provider).await?.is_none() {
+            return Err(ServiceError::ProviderNotConfigured(
+                integration.provider.clone(),
+            ));
+        }
+        let now = self.clock.unix();
+        let link = Link {
+            link_id: LinkId::generate(bot),
+            bot_id: bot.clone(),
+            alias: alias.clone(),
+            owner,
+            expires_at: now + LINK_TTL_SECS,
+            created_at: now,
+        };
+        self.store.put_link(&link).await?;
+        tracing::info!(bot_id = %bot, %alias, "oauth link minted");
+        Ok((link, integration))
+    }
+
+    pub async fn create_connect_session(&self, bot: &BotId) -> Result<MintedLink, ServiceError> {
+        let session = ConnectSession {
+            session_id: LinkId::generate(bot),
+            bot_id: bot.clone(),
+            expires_at: self.clock.unix() + CONNECT_SESSION_TTL_SECS,
+        };
+        self.store.put_connect_session(&session).await?;
+        Ok(MintedLink {
+            url: self.url(&format!("/connect/{}", session.session_id)),
+            expires_at: session.expires_at,
+        })
+    }
+
+    /// `bot.tokens` (`Owner::Bot`) or one user's `user.tokens`: alias -> token id.
+    pub async fn tokens_of(
+        &self,
+        bot: &BotId,
+        owner: &Owner,
+    ) -> Result<BTreeMap<Alias, TokenId>, ServiceError> {
+        Ok(self.store.tokens_of(bot, owner).await?)
+    }
+}

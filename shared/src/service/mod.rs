@@ -1,0 +1,203 @@
+//! The use cases of the contract, by capability, written against the ports only, so the same
+//! code runs on SQLite with a key file and on DynamoDB with KMS:
+//!
+//! - `auth`: operator and bot keys;
+//! - `operator`: bots and provider apps;
+//! - `links`: integrations files, oauth and connect links, `bot.tokens` / `user.tokens`;
+//! - `flow`: the browser's start and callback, and the connect page;
+//! - `tokens`: info, the full token, access tokens, delete and revocation;
+//! - `refresh`: the lease and the fenced commit.
+
+mod auth;
+mod error;
+mod flow;
+mod links;
+mod operator;
+mod refresh;
+#[cfg(test)]
+mod tests;
+mod tokens;
+
+pub use auth::AuthError;
+pub use error::ServiceError;
+pub use flow::{CallbackParams, ConnectRow, Connected, FlowError};
+pub use links::{IntegrationView, MintedLink};
+pub use operator::CreatedBot;
+pub use tokens::{AccessTokenView, CredentialsView, ExtraView, FullToken};
+
+use crate::config::AdminKeyHash;
+use crate::domain::events::{Event, EventKind};
+use crate::domain::ids::{Alias, BotId, ProviderName, TokenId};
+use crate::domain::integrations::Integration;
+use crate::domain::token::{Owner, TokenRecord, TokenSecrets};
+use crate::ports::{
+    Clock, EventPublisher, ProviderClient, Purpose, RegisteredApp, SealContext, SealError, Sealer,
+    Store,
+};
+use secrecy::SecretString;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use url::Url;
+
+/// Everything a [`Service`] is built from; see `wiring` for the two backends.
+pub struct ServiceParts {
+    pub store: Arc<dyn Store>,
+    pub sealer: Arc<dyn Sealer>,
+    pub events: Arc<dyn EventPublisher>,
+    pub clock: Arc<dyn Clock>,
+    pub provider: Arc<dyn ProviderClient>,
+    pub public_url: Url,
+    pub admin_key: AdminKeyHash,
+}
+
+pub struct Service {
+    store: Arc<dyn Store>,
+    sealer: Arc<dyn Sealer>,
+    events: Arc<dyn EventPublisher>,
+    clock: Arc<dyn Clock>,
+    provider: Arc<dyn ProviderClient>,
+    public_url: Url,
+    admin_key: AdminKeyHash,
+    /// Bot keys checked recently: key hash -> (bot, when).
+    key_cache: Mutex<HashMap<String, (BotId, Instant)>>,
+}
+
+fn token_ctx<'a>(bot: &'a BotId, id: &'a TokenId) -> SealContext<'a> {
+    SealContext {
+        purpose: Purpose::Token,
+        bot: bot.as_str(),
+        record: id.as_str(),
+    }
+}
+
+fn client_secret_ctx(name: &ProviderName) -> SealContext<'_> {
+    SealContext {
+        purpose: Purpose::ClientSecret,
+        bot: "-",
+        record: name.as_str(),
+    }
+}
+
+impl Service {
+    pub fn new(p: ServiceParts) -> Self {
+        Self {
+            store: p.store,
+            sealer: p.sealer,
+            events: p.events,
+            clock: p.clock,
+            provider: p.provider,
+            public_url: p.public_url,
+            admin_key: p.admin_key,
+            key_cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.public_url.as_str().trim_end_matches('/'))
+    }
+
+    /// `{PUBLIC_URL}/oauth/callback/{provider}`: the same bytes in the authorization and
+    /// token requests (security item 3).
+    pub fn redirect_uri(&self, provider: &ProviderName) -> String {
+        self.url(&format!("/oauth/callback/{provider}"))
+    }
+
+    /// The app registered for `name`, with its client secret opened.
+    async fn registered_app(
+        &self,
+        name: &ProviderName,
+    ) -> Result<Option<RegisteredApp>, ServiceError> {
+        let Some((app, sealed)) = self.store.provider(name).await? else {
+            return Ok(None);
+        };
+        let secret = match sealed {
+            Some(s) => {
+                let plain = self.sealer.open(&s, client_secret_ctx(name)).await?;
+                let text = String::from_utf8(plain.to_vec()).map_err(|_| SealError::Malformed)?;
+                Some(SecretString::from(text))
+            }
+            None => None,
+        };
+        Ok(Some(RegisteredApp { app, secret }))
+    }
+
+    async fn integration(
+        &self,
+        bot: &BotId,
+        alias: &Alias,
+    ) -> Result<Option<Integration>, ServiceError> {
+        Ok(self
+            .store
+            .integrations(bot)
+            .await?
+            .into_iter()
+            .find(|i| &i.alias == alias))
+    }
+
+    async fn open_secrets(&self, record: &TokenRecord) -> Result<TokenSecrets, ServiceError> {
+        let plain = self
+            .sealer
+            .open(&record.sealed, token_ctx(&record.bot_id, &record.token_id))
+            .await?;
+        serde_json::from_slice(&plain).map_err(ServiceError::Decode)
+    }
+
+    async fn seal_secrets(
+        &self,
+        bot: &BotId,
+        id: &TokenId,
+        secrets: &TokenSecrets,
+    ) -> Result<crate::crypto::Sealed, ServiceError> {
+        let plain =
+            zeroize::Zeroizing::new(serde_json::to_vec(secrets).map_err(ServiceError::Decode)?);
+        Ok(self.sealer.seal(&plain, token_ctx(bot, id)).await?)
+    }
+
+    async fn emit(&self, kind: EventKind, subject: EventSubject<'_>, token: Option<&TokenId>) {
+        let event = Event::new(
+            kind,
+            subject.bot,
+            subject.alias,
+            subject.provider,
+            subject.owner,
+            token,
+            self.clock.now(),
+        );
+        if let Err(e) = self.events.publish(std::slice::from_ref(&event)).await {
+            // The state change is committed; the event is reported, never dropped silently.
+            tracing::error!(event_id = %event.detail.event_id, detail_type = %event.detail_type, error = %e, "event could not be published");
+        }
+    }
+}
+
+/// Whom an event is about.
+#[derive(Clone, Copy)]
+struct EventSubject<'a> {
+    bot: &'a BotId,
+    alias: &'a Alias,
+    provider: &'a ProviderName,
+    owner: &'a Owner,
+}
+
+impl<'a> From<&'a TokenRecord> for EventSubject<'a> {
+    fn from(r: &'a TokenRecord) -> Self {
+        Self {
+            bot: &r.bot_id,
+            alias: &r.alias,
+            provider: &r.provider,
+            owner: &r.owner,
+        }
+    }
+}
+
+impl<'a> From<&'a crate::domain::token::Flow> for EventSubject<'a> {
+    fn from(f: &'a crate::domain::token::Flow) -> Self {
+        Self {
+            bot: &f.bot_id,
+            alias: &f.alias,
+            provider: &f.provider,
+            owner: &f.owner,
+        }
+    }
+}

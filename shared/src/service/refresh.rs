@@ -1,0 +1,260 @@
+//! Refreshing a due token: one refresh at a time per token across processes, through a lease
+//! taken with a conditional write, a re-read under it, and a commit fenced on the version
+//! read (security item 13).
+
+use super::tokens::{expiry, AccessTokenView};
+use super::{Service, ServiceError};
+use crate::domain::events::EventKind;
+use crate::domain::ids::random_urlsafe;
+use crate::domain::token::{TokenRecord, TokenSecrets, TokenStatus};
+use crate::ports::{GrantedToken, ProviderError, RegisteredApp};
+use secrecy::{ExposeSecret, SecretString};
+use std::time::{Duration, Instant};
+
+/// Longer than a provider request may take, so a live holder never loses its lease.
+const LEASE_SECS: i64 = 30;
+/// How long a caller waits for another caller's refresh before answering 503.
+const LEASE_WAIT: Duration = Duration::from_secs(12);
+
+/// A due token, opened, with what refreshing it takes.
+struct Due {
+    record: TokenRecord,
+    secrets: TokenSecrets,
+    client: RegisteredApp,
+    refresh_token: SecretString,
+}
+
+/// What one attempt under the lease came to.
+enum Attempt {
+    /// The answer; the lease is released (by the fenced commit, or explicitly).
+    Done(AccessTokenView),
+    /// The fenced commit lost (the token was reconnected meanwhile): read again.
+    Lost,
+}
+
+impl Service {
+    pub(super) async fn refresh(
+        &self,
+        record: TokenRecord,
+    ) -> Result<AccessTokenView, ServiceError> {
+        let holder = random_urlsafe(12);
+        let waited = Instant::now();
+        let mut backoff = Duration::from_millis(25);
+        loop {
+            let now = self.clock.unix();
+            let leased = self
+                .store
+                .acquire_lease(
+                    &record.bot_id,
+                    &record.token_id,
+                    &holder,
+                    now + LEASE_SECS,
+                    now,
+                )
+                .await?;
+            if leased {
+                if let Attempt::Done(view) = self.under_lease(&record, &holder).await? {
+                    return Ok(view);
+                }
+            } else if let Some(view) = self.settled_by_another(&record, now).await? {
+                return Ok(view);
+            }
+            if waited.elapsed() > LEASE_WAIT {
+                return Err(ServiceError::ProviderUnavailable { retry_after: 2 });
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(250));
+        }
+    }
+
+    /// While someone else holds the lease: the token as it is now, if it needs no refresh.
+    async fn settled_by_another(
+        &self,
+        record: &TokenRecord,
+        now: i64,
+    ) -> Result<Option<AccessTokenView>, ServiceError> {
+        let current = self.record(&record.bot_id, &record.token_id).await?;
+        if current.status == TokenStatus::Revoked {
+            return Ok(Some(AccessTokenView::revoked()));
+        }
+        if current.refresh_due(now) {
+            return Ok(None);
+        }
+        let s = self.open_secrets(&current).await?;
+        Ok(Some(AccessTokenView::valid(&s, current.expires_at)))
+    }
+
+    /// Holding the lease: re-reads the token (another holder may have refreshed it) and
+    /// refreshes it if it is still due. Releases the lease unless a commit did.
+    async fn under_lease(
+        &self,
+        record: &TokenRecord,
+        holder: &str,
+    ) -> Result<Attempt, ServiceError> {
+        let now = self.clock.unix();
+        let result = match self.store.token(&record.bot_id, &record.token_id).await {
+            Err(e) => Err(e.into()),
+            Ok(None) => Err(ServiceError::TokenNotFound),
+            Ok(Some(f)) if f.status == TokenStatus::Revoked => {
+                Ok(Attempt::Done(AccessTokenView::revoked()))
+            }
+            Ok(Some(f)) if !f.refresh_due(now) => match self.open_secrets(&f).await {
+                Ok(s) => Ok(Attempt::Done(AccessTokenView::valid(&s, f.expires_at))),
+                Err(e) => Err(e),
+            },
+            // The commit releases the lease, won or lost.
+            Ok(Some(f)) => return self.refresh_fresh(f, holder).await,
+        };
+        self.release(record, holder).await;
+        result
+    }
+
+    async fn release(&self, record: &TokenRecord, holder: &str) {
+        if let Err(e) = self
+            .store
+            .release_lease(&record.bot_id, &record.token_id, holder)
+            .await
+        {
+            tracing::warn!(token_id = %record.token_id, error = %e, "refresh lease not released; it expires by itself");
+        }
+    }
+
+    /// Calls the provider for `fresh`, read under the lease, and commits what it answered.
+    /// Every path that does not end in a commit releases the lease.
+    async fn refresh_fresh(
+        &self,
+        fresh: TokenRecord,
+        holder: &str,
+    ) -> Result<Attempt, ServiceError> {
+        let due = match self.prepare(fresh.clone()).await {
+            Ok(Ok(due)) => due,
+            Ok(Err(view)) => {
+                self.release(&fresh, holder).await;
+                return Ok(Attempt::Done(view));
+            }
+            Err(e) => {
+                self.release(&fresh, holder).await;
+                return Err(e);
+            }
+        };
+        let redirect_uri = self.redirect_uri(&due.client.app.name);
+        let outcome = self
+            .provider
+            .refresh(&due.client, &redirect_uri, &due.refresh_token)
+            .await;
+        match outcome {
+            Ok(granted) => self.commit_granted(due, granted, holder).await,
+            Err(ProviderError::Final { code }) => {
+                self.commit_revoked(due.record, &code, holder).await
+            }
+            Err(e) => {
+                self.release(&fresh, holder).await;
+                Err(match e {
+                    ProviderError::Transient { retry_after } => {
+                        tracing::warn!(token_id = %fresh.token_id, "provider unavailable for refresh");
+                        ServiceError::ProviderUnavailable {
+                            retry_after: retry_after.unwrap_or(5).clamp(1, 300),
+                        }
+                    }
+                    other => ServiceError::Provider(other),
+                })
+            }
+        }
+    }
+
+    /// Opens the token and its provider app. `Ok(Err(view))`: nothing to refresh with, so
+    /// the token is answered as it is.
+    async fn prepare(
+        &self,
+        record: TokenRecord,
+    ) -> Result<Result<Due, AccessTokenView>, ServiceError> {
+        let secrets = self.open_secrets(&record).await?;
+        let Some(refresh_token) = secrets.refresh_token.clone().map(SecretString::from) else {
+            let now = self.clock.unix();
+            return Ok(Err(AccessTokenView::without_refresh(
+                &secrets,
+                record.expires_at,
+                now,
+            )));
+        };
+        let client = self
+            .registered_app(&record.provider)
+            .await?
+            .ok_or_else(|| ServiceError::ProviderNotConfigured(record.provider.clone()))?;
+        Ok(Ok(Due {
+            record,
+            secrets,
+            client,
+            refresh_token,
+        }))
+    }
+
+    async fn commit_granted(
+        &self,
+        due: Due,
+        g: GrantedToken,
+        holder: &str,
+    ) -> Result<Attempt, ServiceError> {
+        let Due {
+            record: fresh,
+            mut secrets,
+            client,
+            ..
+        } = due;
+        let now = self.clock.unix();
+        secrets.access_token = g.access_token.expose_secret().to_owned();
+        // Keep the old refresh token when the provider does not rotate it (item 14).
+        if let Some(rt) = &g.refresh_token {
+            secrets.refresh_token = Some(rt.expose_secret().to_owned());
+        }
+        if let Some(scopes) = g.scopes {
+            secrets.scopes = scopes;
+        }
+        secrets.other.extend(g.other);
+        let mut next = fresh.clone();
+        next.updated_at = now;
+        next.expires_at = expiry(&client.app, g.expires_in, now);
+        next.sealed = self
+            .seal_secrets(&next.bot_id, &next.token_id, &secrets)
+            .await?;
+        if !self
+            .store
+            .commit_refresh(&next, fresh.version, holder)
+            .await?
+        {
+            return Ok(Attempt::Lost);
+        }
+        tracing::info!(bot_id = %next.bot_id, token_id = %next.token_id, "token refreshed");
+        Ok(Attempt::Done(AccessTokenView::valid(
+            &secrets,
+            next.expires_at,
+        )))
+    }
+
+    /// `invalid_grant` / `invalid_client` are final (item 15): the token is marked revoked.
+    async fn commit_revoked(
+        &self,
+        fresh: TokenRecord,
+        code: &str,
+        holder: &str,
+    ) -> Result<Attempt, ServiceError> {
+        let mut next = fresh.clone();
+        next.updated_at = self.clock.unix();
+        next.status = TokenStatus::Revoked;
+        if !self
+            .store
+            .commit_refresh(&next, fresh.version, holder)
+            .await?
+        {
+            return Ok(Attempt::Lost);
+        }
+        tracing::warn!(bot_id = %next.bot_id, token_id = %next.token_id, %code, "refresh refused for good; token revoked");
+        self.emit(
+            EventKind::TokenRevoked,
+            (&next).into(),
+            Some(&next.token_id),
+        )
+        .await;
+        Ok(Attempt::Done(AccessTokenView::revoked()))
+    }
+}

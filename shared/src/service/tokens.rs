@@ -1,0 +1,229 @@
+//! The bot's token calls: `get_token_info`, `get_full_token`, `get_access_token` and
+//! `delete_token` (with revocation at the provider).
+
+use super::{Service, ServiceError};
+use crate::domain::events::EventKind;
+use crate::domain::ids::{Alias, BotId, ProviderName, TokenId};
+use crate::domain::integrations::Context;
+use crate::domain::providers::{catalog_entry, ProviderApp, UserInfo};
+use crate::domain::token::{TokenRecord, TokenSecrets, TokenStatus};
+use secrecy::SecretString;
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AccessTokenView {
+    pub access_token: Option<String>,
+    pub expires_at: Option<i64>,
+    /// `valid`, `expired` or `revoked`.
+    pub status: &'static str,
+}
+
+impl AccessTokenView {
+    pub(super) fn valid(s: &TokenSecrets, expires_at: Option<i64>) -> Self {
+        Self {
+            access_token: Some(s.access_token.clone()),
+            expires_at,
+            status: "valid",
+        }
+    }
+
+    /// A token that cannot be refreshed stays usable until it actually expires.
+    pub(super) fn without_refresh(s: &TokenSecrets, expires_at: Option<i64>, now: i64) -> Self {
+        match expires_at {
+            Some(at) if at <= now => Self {
+                access_token: None,
+                expires_at,
+                status: "expired",
+            },
+            _ => Self::valid(s, expires_at),
+        }
+    }
+
+    pub(super) fn revoked() -> Self {
+        Self {
+            access_token: None,
+            expires_at: None,
+            status: "revoked",
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CredentialsView {
+    pub token: String,
+    pub refresh_token: Option<String>,
+    pub token_type: String,
+    pub expires: bool,
+    pub expires_at: Option<i64>,
+    pub scopes: Vec<String>,
+    pub other: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExtraView {
+    pub raw_info: Value,
+}
+
+/// The seed's `%Ueberauth.Auth{}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FullToken {
+    #[schema(value_type = String)]
+    pub id: TokenId,
+    #[schema(value_type = String)]
+    pub provider: ProviderName,
+    #[schema(value_type = String)]
+    pub alias: Alias,
+    pub context: Context,
+    #[schema(value_type = String)]
+    pub bot_id: BotId,
+    pub user_id: Option<String>,
+    pub uid: Option<String>,
+    pub info: UserInfo,
+    pub credentials: CredentialsView,
+    pub extra: ExtraView,
+    pub created_at: String,
+    pub updated_at: String,
+    /// `active` or `revoked`.
+    pub status: &'static str,
+}
+
+fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// When the provider gives no `expires_in`, the token does not expire unless the provider
+/// is known to expire its tokens (security item 12).
+pub(super) fn expiry(app: &ProviderApp, expires_in: Option<u64>, now: i64) -> Option<i64> {
+    match expires_in {
+        Some(secs) => Some(now + i64::try_from(secs).unwrap_or(i64::MAX / 2)),
+        None => app
+            .assumed_lifetime_secs
+            .or_else(|| catalog_entry(app.name.as_str()).and_then(|e| e.assumed_lifetime_secs))
+            .map(|l| now + l),
+    }
+}
+
+impl Service {
+    pub(super) async fn record(
+        &self,
+        bot: &BotId,
+        id: &TokenId,
+    ) -> Result<TokenRecord, ServiceError> {
+        self.store
+            .token(bot, id)
+            .await?
+            .ok_or(ServiceError::TokenNotFound)
+    }
+
+    pub async fn token_info(&self, bot: &BotId, id: &TokenId) -> Result<UserInfo, ServiceError> {
+        let record = self.record(bot, id).await?;
+        Ok(self.open_secrets(&record).await?.info.clone())
+    }
+
+    pub async fn full_token(&self, bot: &BotId, id: &TokenId) -> Result<FullToken, ServiceError> {
+        let record = self.record(bot, id).await?;
+        let s = self.open_secrets(&record).await?;
+        Ok(FullToken {
+            id: record.token_id.clone(),
+            provider: record.provider.clone(),
+            alias: record.alias.clone(),
+            context: record.owner.context(),
+            bot_id: record.bot_id.clone(),
+            user_id: record.owner.user_id().map(|u| u.to_string()),
+            uid: s.uid.clone(),
+            info: s.info.clone(),
+            credentials: CredentialsView {
+                token: s.access_token.clone(),
+                refresh_token: s.refresh_token.clone(),
+                token_type: s.token_type.clone(),
+                expires: record.expires_at.is_some(),
+                expires_at: record.expires_at,
+                scopes: s.scopes.clone(),
+                other: s.other.clone(),
+            },
+            extra: ExtraView {
+                raw_info: s.raw_info.clone(),
+            },
+            created_at: rfc3339(record.created_at),
+            updated_at: rfc3339(record.updated_at),
+            status: record.status.as_str(),
+        })
+    }
+
+    /// `get_access_token`: the warm path is one store read and one decryption; a token due
+    /// for refresh is refreshed under the lease first.
+    pub async fn access_token(
+        &self,
+        bot: &BotId,
+        id: &TokenId,
+    ) -> Result<AccessTokenView, ServiceError> {
+        let record = self.record(bot, id).await?;
+        if record.status == TokenStatus::Revoked {
+            return Ok(AccessTokenView::revoked());
+        }
+        let secrets = self.open_secrets(&record).await?;
+        let now = self.clock.unix();
+        if !record.refresh_due(now) {
+            return Ok(AccessTokenView::valid(&secrets, record.expires_at));
+        }
+        if secrets.refresh_token.is_none() {
+            return Ok(AccessTokenView::without_refresh(
+                &secrets,
+                record.expires_at,
+                now,
+            ));
+        }
+        drop(secrets);
+        self.refresh(record).await
+    }
+
+    /// `delete_token`: removes the token, then revokes it at the provider (best effort).
+    pub async fn delete_token(&self, bot: &BotId, id: &TokenId) -> Result<bool, ServiceError> {
+        let Some(record) = self.store.delete_token(bot, id).await? else {
+            return Ok(false);
+        };
+        tracing::info!(bot_id = %bot, token_id = %id, "token deleted");
+        self.revoke_at_provider(&record).await;
+        self.emit(
+            EventKind::TokenDeleted,
+            (&record).into(),
+            Some(&record.token_id),
+        )
+        .await;
+        Ok(true)
+    }
+
+    async fn revoke_at_provider(&self, record: &TokenRecord) {
+        let secrets = match self.open_secrets(record).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(token_id = %record.token_id, error = %e, "deleted token could not be opened for revocation");
+                return;
+            }
+        };
+        let client = match self.registered_app(&record.provider).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(token_id = %record.token_id, error = %e, "provider app unavailable for revocation");
+                return;
+            }
+        };
+        let access = SecretString::from(secrets.access_token.clone());
+        let refresh = secrets.refresh_token.clone().map(SecretString::from);
+        if let Err(e) = self
+            .provider
+            .revoke(&client, &access, refresh.as_ref())
+            .await
+        {
+            tracing::warn!(token_id = %record.token_id, provider = %client.app.name, error = %e, "revocation at the provider failed; the token is deleted here");
+        }
+    }
+}

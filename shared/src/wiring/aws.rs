@@ -1,0 +1,65 @@
+//! The AWS backend: DynamoDB, KMS and EventBridge, each SDK client built once.
+
+use super::{assemble, outbound_client, provider_client, WiringError};
+use crate::adapters::dynamodb::DynamoStore;
+use crate::adapters::eventbridge::EventBridgePublisher;
+use crate::adapters::kms::KmsSealer;
+use crate::config::{AwsResources, Config};
+use crate::ports::{EventPublisher, Sealer, Store};
+use crate::service::Service;
+use std::sync::Arc;
+
+/// The SDK configuration from the environment (region, credentials, and `AWS_ENDPOINT_URL`
+/// to point at an emulator). `app` names the binary in every request's User-Agent
+/// (`app/<name>`), so AWS-side records tell the functions apart.
+pub async fn sdk_config(app: &str) -> aws_config::SdkConfig {
+    // Bounded waits: a function's timeout stays above everything it waits on.
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .operation_attempt_timeout(std::time::Duration::from_secs(3))
+        .operation_timeout(std::time::Duration::from_secs(8))
+        .build();
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts);
+    if let Ok(name) = aws_config::AppName::new(app.to_owned()) {
+        loader = loader.app_name(name);
+    }
+    loader.load().await
+}
+
+/// The three AWS adapters.
+pub fn adapters(
+    sdk: &aws_config::SdkConfig,
+    r: &AwsResources,
+    event_source: &str,
+) -> (Arc<dyn Store>, Arc<dyn Sealer>, Arc<dyn EventPublisher>) {
+    (
+        Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            &r.table,
+        )),
+        Arc::new(KmsSealer::new(aws_sdk_kms::Client::new(sdk), &r.kms_key_id)),
+        Arc::new(EventBridgePublisher::new(
+            aws_sdk_eventbridge::Client::new(sdk),
+            &r.event_bus,
+            event_source,
+        )),
+    )
+}
+
+/// The service on AWS, as the binary `app` runs it.
+pub async fn service(
+    config: &Config,
+    resources: &AwsResources,
+    app: &str,
+) -> Result<Service, WiringError> {
+    let sdk = sdk_config(app).await;
+    let (store, sealer, events) = adapters(&sdk, resources, &config.event_source);
+    Ok(assemble(
+        config,
+        store,
+        sealer,
+        events,
+        provider_client(outbound_client()?),
+    ))
+}

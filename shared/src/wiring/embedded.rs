@@ -1,0 +1,63 @@
+//! The embedded backend: SQLite, a key file and `events.jsonl` (plus the optional webhook),
+//! all in one data directory.
+
+use super::{assemble, outbound_client, provider_client, WiringError};
+use crate::adapters::jsonl_events::{JsonlEvents, Webhook};
+use crate::adapters::local_key::LocalKeySealer;
+use crate::adapters::sqlite::SqliteStore;
+use crate::config::Config;
+use crate::service::Service;
+use std::path::Path;
+use std::sync::Arc;
+
+pub const DATABASE_FILE: &str = "integrations.sqlite3";
+pub const KEY_FILE: &str = "sealing.key";
+pub const EVENTS_FILE: &str = "events.jsonl";
+
+/// The embedded adapters, kept apart so tests can reach the store and sealer directly.
+pub struct Embedded {
+    pub store: SqliteStore,
+    pub sealer: Arc<LocalKeySealer>,
+    pub events: Arc<JsonlEvents>,
+}
+
+impl Embedded {
+    /// Opens (creating when missing) the database, the key file and the events file in
+    /// `data_dir`.
+    pub fn open(
+        data_dir: &Path,
+        config: &Config,
+        client: &reqwest::Client,
+    ) -> Result<Self, WiringError> {
+        let db = data_dir.join(DATABASE_FILE);
+        let store = SqliteStore::open(&db).map_err(|source| WiringError::Database {
+            path: db.display().to_string(),
+            source,
+        })?;
+        let sealer = LocalKeySealer::open_or_create(&data_dir.join(KEY_FILE))?;
+        let webhook = config.webhook.as_ref().map(|w| Webhook {
+            url: w.url.clone(),
+            secret: w.secret.clone(),
+            client: client.clone(),
+        });
+        let events = JsonlEvents::new(&data_dir.join(EVENTS_FILE), &config.event_source, webhook);
+        Ok(Self {
+            store,
+            sealer: Arc::new(sealer),
+            events: Arc::new(events),
+        })
+    }
+}
+
+/// The service on the embedded backend in `data_dir`.
+pub fn service(data_dir: &Path, config: &Config) -> Result<Service, WiringError> {
+    let client = outbound_client()?;
+    let parts = Embedded::open(data_dir, config, &client)?;
+    Ok(assemble(
+        config,
+        Arc::new(parts.store),
+        parts.sealer,
+        parts.events,
+        provider_client(client),
+    ))
+}

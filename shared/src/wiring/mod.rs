@@ -1,0 +1,71 @@
+//! The one place each backend is assembled into a [`Service`]: the binaries, the tests and
+//! the benchmark all build it here.
+
+#[cfg(feature = "aws")]
+pub mod aws;
+pub mod embedded;
+
+use crate::adapters::oauth::{http_client, ProviderHttp};
+use crate::config::Config;
+use crate::ports::{EventPublisher, ProviderClient, Sealer, Store, SystemClock};
+use crate::service::{Service, ServiceParts};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WiringError {
+    #[error("the HTTP client could not be built")]
+    Http(#[source] reqwest::Error),
+    #[error("cannot open the database {path}")]
+    Database {
+        path: String,
+        #[source]
+        source: crate::ports::StoreError,
+    },
+    #[error(transparent)]
+    KeyFile(#[from] crate::adapters::local_key::KeyFileError),
+    #[error("this binary was built without the AWS backend (feature \"aws\")")]
+    NoAws,
+}
+
+/// The provider client every backend uses: one HTTP client for all provider calls.
+pub fn provider_client(client: reqwest::Client) -> Arc<dyn ProviderClient> {
+    Arc::new(ProviderHttp::new(client))
+}
+
+/// The HTTP client for providers and webhooks, built once.
+pub fn outbound_client() -> Result<reqwest::Client, WiringError> {
+    http_client().map_err(WiringError::Http)
+}
+
+/// A service on the given adapters, with the system clock.
+pub fn assemble(
+    config: &Config,
+    store: Arc<dyn Store>,
+    sealer: Arc<dyn Sealer>,
+    events: Arc<dyn EventPublisher>,
+    provider: Arc<dyn ProviderClient>,
+) -> Service {
+    Service::new(ServiceParts {
+        store,
+        sealer,
+        events,
+        clock: Arc::new(SystemClock),
+        provider,
+        public_url: config.public_url.clone(),
+        admin_key: config.admin_key,
+    })
+}
+
+/// The service on the backend `config` names; `app` names the binary to AWS.
+pub async fn service(config: &Config, app: &str) -> Result<Service, WiringError> {
+    match &config.backend {
+        crate::config::Backend::Embedded { data_dir } => embedded::service(data_dir, config),
+        #[cfg(feature = "aws")]
+        crate::config::Backend::Aws(resources) => aws::service(config, resources, app).await,
+        #[cfg(not(feature = "aws"))]
+        crate::config::Backend::Aws(_) => {
+            let _ = app;
+            Err(WiringError::NoAws)
+        }
+    }
+}

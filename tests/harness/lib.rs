@@ -1,0 +1,26 @@
+//! Harness for the end-to-end tests: the built service binaries, a real OAuth 2.0 server
+//! (oauth2-mock-server under Node.js), moto for the AWS backend and Chromium for the pages,
+//! each a process of its own on a loopback port chosen at run time, in a fresh temporary
+//! directory.
+//!
+//! - [`build`]: the workspace and its binaries, built once per run;
+//! - [`process`]: output files, readiness lines and JSON Lines shared by every process;
+//! - [`provider`]: the OAuth provider process;
+//! - [`server`]: the local server process, [`World`] and the HTTP client helpers;
+//! - [`moto`]: the AWS emulator, the resources of `template.yaml` in it, the template itself;
+//! - [`runtime_api`]: the Lambda binaries behind a local Lambda Runtime API;
+//! - [`chromium`]: pages opened in the system's Chromium.
+
+pub mod build;
+pub mod chromium;
+pub mod moto;
+pub mod process;
+pub mod provider;
+pub mod runtime_api;
+pub mod server;
+
+pub use build::{binary, workspace_root};
+pub use chromium::{browse, Visited};
+pub use process::{output_file, read_jsonl, wait_for_line};
+pub use provider::Provider;
+pub use server::{client, location, AwsSide, Backend, Server, World, ADMIN_KEY, INTEGRATIONS};
