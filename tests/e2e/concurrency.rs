@@ -28,9 +28,11 @@ pub async fn a_callback_is_used_once_even_when_sent_twice_at_once(w: World) -> a
 }
 
 pub async fn fifty_callers_of_an_expired_token_cause_one_refresh(w: World) -> anyhow::Result<()> {
-    // Tokens that are already inside the refresh margin when issued.
-    w.provider.control(json!({"token_ttl": 10})).await?;
+    // Tokens that live one second: due as soon as they expire.
+    w.provider.control(json!({"token_ttl": 1})).await?;
     let token_id = w.connect_user("u-1").await?;
+    // Due once it has expired: a 1-second token has no margin left before that.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     w.provider.control(json!({"token_ttl": 3600})).await?;
 
     let path = format!("/tokens/{token_id}/access-token");

@@ -13,9 +13,11 @@ pub async fn an_expiring_token_is_refreshed_and_stored_before_the_answer(
     let (_, first) = w.bot_json(Method::GET, &path).await?;
     assert_eq!(first["status"], "valid");
 
-    // Connect again with a token that is already within the refresh margin: same token id.
-    w.provider.control(json!({"token_ttl": 10})).await?;
+    // Connect again with a token that lives one second: same token id.
+    w.provider.control(json!({"token_ttl": 1})).await?;
     assert_eq!(w.connect_user("u-1").await?, token_id);
+    // Due once it has expired: a 1-second token has no margin left before that.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     w.provider.control(json!({"token_ttl": 3600})).await?;
     let (_, expiring) = w
         .bot_json(Method::GET, &format!("/tokens/{token_id}"))
@@ -41,8 +43,10 @@ pub async fn an_expiring_token_is_refreshed_and_stored_before_the_answer(
 }
 
 pub async fn a_refresh_refused_for_good_revokes_the_token(w: World) -> anyhow::Result<()> {
-    w.provider.control(json!({"token_ttl": 10})).await?;
+    w.provider.control(json!({"token_ttl": 1})).await?;
     let token_id = w.connect_user("u-1").await?;
+    // Due once it has expired: a 1-second token has no margin left before that.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     w.provider.control(json!({"revoke_all": true})).await?;
 
     let path = format!("/tokens/{token_id}/access-token");
@@ -68,8 +72,10 @@ pub async fn a_refresh_refused_for_good_revokes_the_token(w: World) -> anyhow::R
 }
 
 pub async fn a_provider_outage_answers_503_and_changes_nothing(w: World) -> anyhow::Result<()> {
-    w.provider.control(json!({"token_ttl": 10})).await?;
+    w.provider.control(json!({"token_ttl": 1})).await?;
     let token_id = w.connect_user("u-1").await?;
+    // Due once it has expired: a 1-second token has no margin left before that.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let (_, before) = w
         .bot_json(Method::GET, &format!("/tokens/{token_id}"))
         .await?;

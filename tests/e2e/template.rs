@@ -199,7 +199,7 @@ async fn each_role_allows_exactly_what_its_function_uses() -> anyhow::Result<()>
     )?;
 
     // Connect twice (a new token, then new credentials for it), with tokens due for refresh.
-    provider.control(json!({"token_ttl": 10})).await?;
+    provider.control(json!({"token_ttl": 1})).await?;
     for _ in 0..2 {
         let link = ok(
             api.invoke(call(
@@ -237,6 +237,8 @@ async fn each_role_allows_exactly_what_its_function_uses() -> anyhow::Result<()>
         ok(done, 200)?;
     }
     provider.control(json!({"token_ttl": 3600})).await?;
+    // The 1-second token is due once it has expired.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let tokens = ok(
         api.invoke(call(
             "GET",

@@ -87,6 +87,19 @@ async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, HttpError>
     Ok(body)
 }
 
+/// HTTP Basic client authentication as RFC 6749 §2.3.1 defines it: id and secret are
+/// form-encoded before they are joined, which is also what the `oauth2` crate sends on token
+/// and refresh requests, so a secret with `+`, `:` or `%` authenticates the same everywhere.
+fn basic_authorization(client_id: &str, secret: &str) -> String {
+    use base64::Engine;
+    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let joined = zeroize::Zeroizing::new(format!("{}:{}", encode(client_id), encode(secret)));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(joined.as_bytes())
+    )
+}
+
 fn retry_after(resp: &reqwest::Response) -> Option<u64> {
     resp.headers()
         .get(reqwest::header::RETRY_AFTER)?
@@ -289,7 +302,12 @@ impl ProviderClient for ProviderHttp {
                 form.push(("client_id", &app.client_id));
                 form.push(("client_secret", s.expose_secret()));
             }
-            (false, Some(s)) => req = req.basic_auth(&app.client_id, Some(s.expose_secret())),
+            (false, Some(s)) => {
+                req = req.header(
+                    reqwest::header::AUTHORIZATION,
+                    basic_authorization(&app.client_id, s.expose_secret()),
+                )
+            }
             (_, None) => form.push(("client_id", &app.client_id)),
         }
         let resp = req
@@ -439,6 +457,81 @@ impl ErrorCode for BasicErrorResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ids::ProviderName;
+    use crate::domain::providers::ProviderAppInput;
+    use std::sync::{Arc, Mutex};
+
+    /// A provider on loopback that records the Authorization header of each request.
+    async fn recording_provider() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+        let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let record = |seen: Arc<Mutex<Vec<(String, String)>>>, path: &'static str| {
+            move |headers: axum::http::HeaderMap| async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-")
+                    .to_owned();
+                seen.lock().unwrap().push((path.to_owned(), auth));
+                axum::Json(serde_json::json!({
+                    "access_token": "at", "refresh_token": "rt", "token_type": "Bearer", "expires_in": 60
+                }))
+            }
+        };
+        let app = axum::Router::new()
+            .route("/token", axum::routing::post(record(seen.clone(), "token")))
+            .route(
+                "/revoke",
+                axum::routing::post(record(seen.clone(), "revoke")),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (base, seen)
+    }
+
+    #[tokio::test]
+    async fn token_refresh_and_revocation_authenticate_the_client_the_same_way() {
+        let (base, seen) = recording_provider().await;
+        let secret = "a+b/c=d:e%f&g h";
+        let input: ProviderAppInput = serde_json::from_value(serde_json::json!({
+            "client_id": "client:1", "client_secret": secret,
+            "authorize_url": format!("{base}/authorize"), "token_url": format!("{base}/token"),
+            "revocation_url": format!("{base}/revoke"),
+        }))
+        .unwrap();
+        let app = input
+            .resolve(&ProviderName::parse("acme_idp").unwrap(), None)
+            .unwrap();
+        let client = RegisteredApp {
+            app,
+            secret: Some(SecretString::from(secret.to_owned())),
+        };
+        let http = ProviderHttp::new(http_client().unwrap());
+        let code = SecretString::from("code".to_owned());
+        let rt = SecretString::from("rt".to_owned());
+        let redirect = "https://svc.example/oauth/callback/acme_idp";
+        http.exchange_code(&client, redirect, &code, None)
+            .await
+            .unwrap();
+        http.refresh(&client, redirect, &rt).await.unwrap();
+        http.revoke(&client, &code, Some(&rt)).await.unwrap();
+
+        use base64::Engine;
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode("client%3A1:a%2Bb%2Fc%3Dd%3Ae%25f%26g+h")
+        );
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![
+                ("token".to_owned(), expected.clone()),
+                ("token".to_owned(), expected.clone()),
+                ("revoke".to_owned(), expected),
+            ]
+        );
+    }
 
     #[test]
     fn error_bodies_with_200_become_oauth_errors() {

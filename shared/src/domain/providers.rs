@@ -173,11 +173,12 @@ impl ProviderAppInput {
             Some(_) => return Err(ProviderConfigError::ScopeSeparator),
             None => entry.map_or(" ", |e| e.scope_separator).to_owned(),
         };
-        let discovered_pkce = discovery.map(|d| {
-            d.code_challenge_methods_supported
-                .iter()
-                .any(|m| m == "S256")
-        });
+        // RFC 7636 §5: a server without PKCE ignores the parameters, so PKCE is on unless
+        // someone says otherwise; discovery says so only by listing methods without S256.
+        let discovered_pkce = discovery
+            .map(|d| &d.code_challenge_methods_supported)
+            .filter(|methods| !methods.is_empty())
+            .map(|methods| methods.iter().any(|m| m == "S256"));
         let oidc = entry.is_none() && self.issuer.is_some();
         Ok(ProviderApp {
             name: name.clone(),
@@ -189,8 +190,9 @@ impl ProviderAppInput {
             scope_separator,
             pkce: self
                 .pkce
+                .or(entry.map(|e| e.pkce))
                 .or(discovered_pkce)
-                .unwrap_or_else(|| entry.is_some_and(|e| e.pkce)),
+                .unwrap_or(true),
             authorize_params: self.authorize_params(entry)?,
             required_scopes: entry
                 .map(|e| e.required_scopes.iter().map(|s| (*s).to_owned()).collect())
@@ -428,7 +430,9 @@ mod tests {
         i.token_url = Some("http://127.0.0.1:9000/token".into());
         let app = i.resolve(&name("acme_idp"), None).unwrap();
         assert!(app.custom);
-        assert!(!app.pkce);
+        assert!(app.pkce, "PKCE unless the operator turns it off");
+        i.pkce = Some(false);
+        assert!(!i.resolve(&name("acme_idp"), None).unwrap().pkce);
     }
 
     #[test]
@@ -447,6 +451,29 @@ mod tests {
         assert_eq!(app.token_url, "https://idp.example/token");
         assert!(app.pkce);
         assert_eq!(app.required_scopes, vec!["openid"]);
+        // Metadata that lists no methods says nothing: PKCE stays on.
+        let silent = Discovery {
+            code_challenge_methods_supported: Vec::new(),
+            ..d.clone()
+        };
+        assert!(i.resolve(&name("acme_idp"), Some(&silent)).unwrap().pkce);
+        // Only a list without S256 turns it off; the operator's word comes first.
+        let plain_only = Discovery {
+            code_challenge_methods_supported: vec!["plain".into()],
+            ..d.clone()
+        };
+        assert!(
+            !i.resolve(&name("acme_idp"), Some(&plain_only))
+                .unwrap()
+                .pkce
+        );
+        i.pkce = Some(true);
+        assert!(
+            i.resolve(&name("acme_idp"), Some(&plain_only))
+                .unwrap()
+                .pkce
+        );
+        i.pkce = None;
         i.issuer = Some("https://other.example".into());
         assert!(matches!(
             i.resolve(&name("acme_idp"), Some(&d)),

@@ -79,10 +79,15 @@ pub struct TokenRecord {
 }
 
 impl TokenRecord {
-    /// Due for refresh: expired, or expiring within the margin.
+    /// Due for refresh: expired, or with less left than `min(margin, half its lifetime)`.
+    /// The lifetime is what the provider gave at the last connect or refresh
+    /// (`expires_at - updated_at`), so a token that lives less than the margin is not due
+    /// again the moment it was refreshed.
     pub fn refresh_due(&self, now: i64) -> bool {
-        self.expires_at
-            .is_some_and(|at| at <= now + REFRESH_MARGIN_SECS)
+        self.expires_at.is_some_and(|at| {
+            let lifetime = (at - self.updated_at).max(0);
+            at - now <= REFRESH_MARGIN_SECS.min(lifetime / 2)
+        })
     }
 }
 
@@ -162,6 +167,40 @@ pub struct ConnectSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn token(updated_at: i64, expires_at: Option<i64>) -> TokenRecord {
+        TokenRecord {
+            bot_id: BotId::parse("acme").unwrap(),
+            token_id: TokenId::generate(),
+            alias: Alias::parse("demo").unwrap(),
+            provider: ProviderName::parse("demo").unwrap(),
+            owner: Owner::Bot,
+            status: TokenStatus::Active,
+            expires_at,
+            sealed: Sealed::from_stored("v1.k.AA.AA".into()),
+            version: 1,
+            created_at: updated_at,
+            updated_at,
+        }
+    }
+
+    #[test]
+    fn refresh_is_due_within_the_margin_or_half_the_lifetime() {
+        // An hour-long token: due in its last two minutes.
+        let hour = token(0, Some(3600));
+        assert!(!hour.refresh_due(3600 - 121));
+        assert!(hour.refresh_due(3600 - 120));
+        // An 8-second token: due in its last 4 seconds, not at once.
+        let short = token(100, Some(108));
+        assert!(!short.refresh_due(100));
+        assert!(!short.refresh_due(103));
+        assert!(short.refresh_due(104));
+        assert!(short.refresh_due(200));
+        // Never expires: never due.
+        assert!(!token(0, None).refresh_due(i64::MAX / 2));
+        // Stored already expired (clock skew): due.
+        assert!(token(100, Some(90)).refresh_due(95));
+    }
 
     #[test]
     fn secrets_never_print() {

@@ -353,3 +353,33 @@ async fn delete_revokes_the_refresh_token_and_reports_it() {
     assert_eq!(provider.calls(), vec!["revoke rt-1"]);
     assert_eq!(detail_types(&s), vec!["token_deleted:acme_idp"]);
 }
+
+#[tokio::test]
+async fn twenty_callers_of_a_due_short_lived_token_share_one_refresh() {
+    // A provider whose access tokens live 8 seconds and whose refresh tokens work once:
+    // a second refresh with `rt-1` would find nothing scripted and fail.
+    let provider = Arc::new(
+        Scripted {
+            refresh_delay: std::time::Duration::from_millis(100),
+            ..Default::default()
+        }
+        .answer(Ok(granted("at-8s", Some("rt-2"), Some(8)))),
+    );
+    let s = setup_with(provider.clone()).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let id = stored_token(&s, Some(now + 3), Some("rt-1")).await;
+
+    let calls = (0..20).map(|_| s.service.access_token(&s.bot, &id));
+    for view in futures::future::join_all(calls).await {
+        let view = view.unwrap();
+        assert_eq!(
+            (view.status, view.access_token.as_deref()),
+            ("valid", Some("at-8s"))
+        );
+    }
+    assert_eq!(provider.calls(), vec!["refresh rt-1"]);
+    // Right after the refresh the 8-second token is not due again.
+    let view = s.service.access_token(&s.bot, &id).await.unwrap();
+    assert_eq!(view.access_token.as_deref(), Some("at-8s"));
+    assert_eq!(provider.count("refresh"), 1);
+}
