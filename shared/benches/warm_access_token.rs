@@ -29,8 +29,9 @@ async fn main() {
             data_dir: dir.path().to_owned(),
         },
         webhook: None,
+        outbound: Default::default(),
     };
-    let client = shared::wiring::outbound_client().unwrap();
+    let client = shared::wiring::webhook_client().unwrap();
     let parts = Embedded::open(dir.path(), &config, &client).unwrap();
     let (store, sealer) = (parts.store.clone(), Arc::clone(&parts.sealer));
     let bot = BotId::parse("acme").unwrap();
@@ -59,7 +60,7 @@ async fn main() {
         Arc::new(parts.store),
         parts.sealer,
         parts.events,
-        shared::wiring::provider_client(client),
+        shared::wiring::provider_client(config.outbound).unwrap(),
     );
     let key = service.create_bot(bot.clone()).await.unwrap().api_key;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();

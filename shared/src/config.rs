@@ -3,6 +3,7 @@
 //! environment variables as fallbacks) fills the same types through the same parsers.
 
 use crate::domain::ids::sha256_hex;
+use crate::domain::network::OutboundPolicy;
 use secrecy::SecretString;
 use std::path::PathBuf;
 use subtle::ConstantTimeEq;
@@ -145,6 +146,8 @@ pub struct Config {
     pub backend: Backend,
     /// Local deliveries of events besides `events.jsonl` (embedded backend only).
     pub webhook: Option<WebhookConfig>,
+    /// Where provider calls may go (`ALLOW_LOOPBACK_PROVIDERS`).
+    pub outbound: OutboundPolicy,
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -155,6 +158,15 @@ fn required(name: &'static str) -> Result<String, ConfigError> {
     var(name)
         .map(|v| v.trim().to_owned())
         .ok_or(ConfigError::Missing(name))
+}
+
+/// A yes/no setting: `true`/`1`/`yes` or `false`/`0`/`no`; unset is no.
+pub fn flag(name: &'static str, raw: Option<&str>) -> Result<bool, ConfigError> {
+    match raw.map(|r| r.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("" | "false" | "0" | "no") => Ok(false),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some(_) => Err(invalid(name, "expected true or false")),
+    }
 }
 
 pub fn parse_public_url(raw: &str) -> Result<Url, ConfigError> {
@@ -175,6 +187,12 @@ impl Config {
             event_source: event_source(var("EVENT_SOURCE").as_deref()),
             backend: Backend::Aws(AwsResources::from_env()?),
             webhook: None,
+            outbound: OutboundPolicy {
+                allow_loopback: flag(
+                    "ALLOW_LOOPBACK_PROVIDERS",
+                    var("ALLOW_LOOPBACK_PROVIDERS").as_deref(),
+                )?,
+            },
         })
     }
 }

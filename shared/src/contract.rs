@@ -86,7 +86,13 @@ pub async fn store_providers(store: Arc<dyn Store>) {
     let name = ProviderName::parse("github").unwrap_or_else(|e| unreachable!("{e}"));
     let input: ProviderAppInput =
         serde_json::from_value(serde_json::json!({"client_id": "id-1"})).unwrap();
-    let app = input.resolve(&name, None).unwrap();
+    let app = input
+        .resolve(
+            &name,
+            None,
+            crate::domain::network::OutboundPolicy::default(),
+        )
+        .unwrap();
     store
         .put_provider(&app, Some(&Sealed::from_stored("sealed-secret".into())))
         .await
@@ -122,27 +128,36 @@ pub async fn store_links_and_flows(store: Arc<dyn Store>) {
     };
     store.put_link(&link).await.unwrap();
     assert_eq!(store.link(&link.link_id).await.unwrap(), Some(link.clone()));
-    store.delete_link(&link.link_id).await.unwrap();
-    assert_eq!(store.link(&link.link_id).await.unwrap(), None);
-
-    let flow = Flow {
-        state_hash: crate::domain::ids::sha256_hex(&crate::domain::ids::random_urlsafe(32)),
-        link_id: link.link_id.clone(),
+    let flow = |n: u32| Flow {
+        state_hash: crate::domain::ids::sha256_hex(&format!("state {n}")),
+        link_key: link.link_id.key(),
         bot_id: b.clone(),
         alias: alias("cal"),
         provider: ProviderName::parse("google").unwrap_or_else(|e| unreachable!("{e}")),
-        owner: Owner::Bot,
+        owner: user("u-1"),
         scopes: vec!["email".into(), "profile".into()],
+        nonce_hash: Some(crate::domain::ids::sha256_hex("nonce-1")),
+        browser_hash: crate::domain::ids::sha256_hex("browser-1"),
         sealed_verifier: Some(Sealed::from_stored("sealed".into())),
         redirect_uri: "https://svc.example/oauth/callback/google".into(),
         expires_at: 1_600,
         created_at: 1_000,
     };
-    store.put_flow(&flow).await.unwrap();
+
+    // A link starts at most `max_flows` flows; a refused start writes nothing.
+    for n in 0..3 {
+        assert!(store.start_flow(&link.link_id, &flow(n), 3).await.unwrap());
+    }
+    assert!(!store.start_flow(&link.link_id, &flow(3), 3).await.unwrap());
+    assert_eq!(
+        store.take_flow(&b, &flow(3).state_hash).await.unwrap(),
+        None
+    );
+
     // Ten callbacks race for one state: exactly one gets the flow.
     let takers = (0..10).map(|_| {
         let store = Arc::clone(&store);
-        let (h, b) = (flow.state_hash.clone(), b.clone());
+        let (h, b) = (flow(0).state_hash, b.clone());
         tokio::spawn(async move { store.take_flow(&b, &h).await.unwrap() })
     });
     let mut won = Vec::new();
@@ -151,21 +166,43 @@ pub async fn store_links_and_flows(store: Arc<dyn Store>) {
             won.push(f);
         }
     }
-    assert_eq!(won, vec![flow.clone()]);
-    assert_eq!(store.take_flow(&b, &flow.state_hash).await.unwrap(), None);
+    assert_eq!(won, vec![flow(0)]);
+    assert_eq!(
+        store.take_flow(&b, &flow(0).state_hash).await.unwrap(),
+        None
+    );
     // A flow is reached only under its own bot.
-    let mut other = flow.clone();
-    other.state_hash = crate::domain::ids::sha256_hex("another state");
-    store.put_flow(&other).await.unwrap();
     let stranger = fresh_bot("stranger");
     assert_eq!(
-        store.take_flow(&stranger, &other.state_hash).await.unwrap(),
+        store
+            .take_flow(&stranger, &flow(1).state_hash)
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(
-        store.take_flow(&b, &other.state_hash).await.unwrap(),
-        Some(other)
+        store.take_flow(&b, &flow(1).state_hash).await.unwrap(),
+        Some(flow(1))
     );
+
+    // Flows from one link racing to complete: exactly one spends the link, under its bot.
+    assert!(!store
+        .spend_link(&stranger, &link.link_id.key())
+        .await
+        .unwrap());
+    let spenders = (0..10).map(|_| {
+        let store = Arc::clone(&store);
+        let (k, b) = (link.link_id.key(), b.clone());
+        tokio::spawn(async move { store.spend_link(&b, &k).await.unwrap() })
+    });
+    let mut spent = 0;
+    for t in spenders {
+        spent += usize::from(t.await.unwrap());
+    }
+    assert_eq!(spent, 1);
+    assert_eq!(store.link(&link.link_id).await.unwrap(), None);
+    // A spent link starts no flow.
+    assert!(!store.start_flow(&link.link_id, &flow(4), 3).await.unwrap());
 }
 
 pub async fn store_tokens_are_isolated_per_bot_and_owner(store: Arc<dyn Store>) {

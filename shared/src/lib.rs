@@ -14,6 +14,7 @@ pub mod contract;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod logging;
 pub mod ports;
 pub mod providers_file;
 pub mod service;

@@ -60,10 +60,20 @@ pub trait ProviderStore: Send + Sync {
 
 #[async_trait]
 pub trait FlowStore: Send + Sync {
+    /// Links, flows and connect sessions are stored under the SHA-256 of their ids.
     async fn put_link(&self, link: &Link) -> Result<(), StoreError>;
     async fn link(&self, id: &LinkId) -> Result<Option<Link>, StoreError>;
-    async fn delete_link(&self, id: &LinkId) -> Result<(), StoreError>;
-    async fn put_flow(&self, flow: &Flow) -> Result<(), StoreError>;
+    /// Removes the link the flow started from; `true` for the one caller that removed it, so
+    /// that of two flows from one link only one completes.
+    async fn spend_link(&self, bot: &BotId, link_key: &str) -> Result<bool, StoreError>;
+    /// Stores a flow of link `link`, unless the link is gone or already started `max_flows`
+    /// flows (`false`): a link requested in a loop writes at most `max_flows` records.
+    async fn start_flow(
+        &self,
+        link: &LinkId,
+        flow: &Flow,
+        max_flows: i64,
+    ) -> Result<bool, StoreError>;
     /// Removes and returns the flow in one step, so a `state` is used at most once
     /// even when two callbacks race (security item 1).
     async fn take_flow(&self, bot: &BotId, state_hash: &str) -> Result<Option<Flow>, StoreError>;
@@ -209,6 +219,9 @@ pub enum ProviderError {
     Malformed(String),
     #[error("the provider is misconfigured: {0}")]
     Config(String),
+    /// The ID token did not pass validation; nothing from it may be used.
+    #[error("the ID token is not valid: {0}")]
+    IdToken(String),
 }
 
 /// A provider app with its client secret opened, for the requests that authenticate.
@@ -245,6 +258,7 @@ pub trait ProviderClient: Send + Sync {
         redirect_uri: &str,
         scopes: &[String],
         state: &SecretString,
+        nonce: Option<&SecretString>,
     ) -> Result<Authorization, ProviderError>;
     async fn exchange_code(
         &self,
@@ -274,6 +288,15 @@ pub trait ProviderClient: Send + Sync {
         access_token: &SecretString,
     ) -> Result<Option<Value>, ProviderError>;
     async fn discover(&self, issuer: &url::Url) -> Result<Discovery, ProviderError>;
+    /// Validates an ID token from the token endpoint: the signature against the provider's
+    /// published keys (when it publishes them), `iss`, `aud`/`azp`, `exp`, `iat`, and the
+    /// nonce whose SHA-256 the flow kept. Answers the validated claims.
+    async fn verify_id_token(
+        &self,
+        client: &RegisteredApp,
+        id_token: &str,
+        nonce_hash: Option<&str>,
+    ) -> Result<Value, ProviderError>;
 }
 
 /// Unix time, replaceable in tests.

@@ -193,7 +193,7 @@ pub async fn a_rejected_integrations_file_changes_nothing(w: World) -> anyhow::R
             .body(body)
             .send()
     };
-    let resp = put("application/json", INTEGRATIONS.into()).await?;
+    let resp = put("text/plain", INTEGRATIONS.into()).await?;
     assert_eq!(resp.status(), 415);
 
     let resp = put(

@@ -59,3 +59,31 @@ async fn the_bot_builder_connects_on_the_connect_page() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_sign_in_started_in_another_browser_is_refused_then_connects_in_its_own(
+) -> anyhow::Result<()> {
+    let w = World::new().await?;
+    let link = w.mint_link("demo", Some("u-1")).await?;
+
+    // Someone else's browser opens the link (a forwarded link, a link previewer) and the
+    // provider's answer lands in this Chromium, which never started the sign-in.
+    let to_provider = e2e::location(e2e::browser_client().get(&link).send().await?)?;
+    let page = browse(&to_provider, None).await?;
+    assert_eq!(page.status, Some(403));
+    assert!(
+        page.text.contains("started in another browser"),
+        "{}",
+        page.text
+    );
+    assert!(w.provider.token_requests("authorization_code").is_empty());
+    let failed = w.server.events_of("oauth_failed:demo");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["detail"]["reason"], "browser_mismatch");
+
+    // The link is not spent: opened in Chromium from the start, it connects.
+    let page = browse(&link, None).await?;
+    assert_eq!(page.title, "Connected", "{}", page.text);
+    assert_eq!(w.provider.token_requests("authorization_code").len(), 1);
+    Ok(())
+}

@@ -143,13 +143,35 @@ async fn a_whole_flow_through_the_three_functions() -> anyhow::Result<()> {
         )
         .collect::<String>()
     )));
+    // The browser key: a `__Host-` cookie over https, sent back with the callback (API
+    // Gateway passes request cookies in `cookies`, and answers them from `cookies` too).
+    let set_cookie = started["cookies"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        set_cookie.starts_with("__Host-integrations-browser="),
+        "{started}"
+    );
+    for attribute in [
+        "Path=/",
+        "HttpOnly",
+        "SameSite=Lax",
+        "Secure",
+        "Max-Age=600",
+    ] {
+        assert!(
+            set_cookie.split("; ").any(|a| a == attribute),
+            "{set_cookie}"
+        );
+    }
+    let cookie = set_cookie.split(';').next().unwrap_or_default().to_owned();
     let back = location(client().get(&authorize).send().await?)?;
     let back = back.trim_start_matches(PUBLIC_URL);
     assert!(back.starts_with("/oauth/callback/demo?"), "{back}");
-    let done = f
-        .callback
-        .invoke(http_event("oauth-callback.json", "GET", back, &[], None)?)
-        .await?;
+    let mut event = http_event("oauth-callback.json", "GET", back, &[], None)?;
+    event["cookies"] = serde_json::json!([cookie]);
+    let done = f.callback.invoke(event).await?;
     assert_eq!(done["statusCode"], 200, "{done}");
     assert!(done["body"]
         .as_str()
@@ -191,6 +213,39 @@ async fn a_whole_flow_through_the_three_functions() -> anyhow::Result<()> {
     assert_eq!(
         access["access_token"],
         provider.token_requests("authorization_code")[0]["access_token"]
+    );
+
+    // The functions ran at TRACE: their logs hold none of the secrets they handled.
+    let query: std::collections::HashMap<String, String> =
+        url::Url::parse(&format!("{PUBLIC_URL}{back}"))?
+            .query_pairs()
+            .into_owned()
+            .collect();
+    let browser_value = cookie.split_once('=').map_or("", |(_, v)| v);
+    let mut canaries = vec![
+        FIXTURE_ADMIN_KEY.to_owned(),
+        key.clone(),
+        "canary-client-secret".to_owned(),
+        query["code"].clone(),
+        query["state"].clone(),
+        browser_value.to_owned(),
+    ];
+    canaries.extend(provider.issued_secrets());
+    let mut lines = 0;
+    for function in [&f.start, &f.callback, &f.api] {
+        let log = std::fs::read_to_string(&function.log_path)?;
+        lines += log.lines().count();
+        for canary in &canaries {
+            assert!(
+                canary.len() >= 6 && !log.contains(canary.as_str()),
+                "{} logged a secret (or a canary is too short to tell): {canary}",
+                function.name
+            );
+        }
+    }
+    assert!(
+        lines > 10,
+        "the functions logged almost nothing ({lines} lines)"
     );
     Ok(())
 }

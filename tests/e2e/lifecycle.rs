@@ -1,6 +1,6 @@
 //! Starting and stopping the local server as an operator does.
 
-use e2e::{client, Server};
+use e2e::{client, Provider, Server};
 
 #[tokio::test]
 async fn first_start_prints_an_admin_key_once_and_keeps_only_its_hash() -> anyhow::Result<()> {
@@ -53,5 +53,88 @@ async fn ctrl_c_or_sigterm_stops_the_server_cleanly() -> anyhow::Result<()> {
         let log = std::fs::read_to_string(&server.log_path)?;
         assert!(log.contains("shutting down"), "SIG{signal}: {log}");
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_provider_down_at_start_is_discovered_once_it_is_up() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    // A port where nothing listens yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let file = dir.path().join("providers.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "providers:\n  late:\n    client_id: c\n    client_secret: s\n    issuer: http://127.0.0.1:{port}\n"
+        ),
+    )?;
+    let server = Server::start(dir.path(), Some(&file)).await?;
+    let http = client();
+    let providers = |http: reqwest::Client, url: String| async move {
+        http.get(url)
+            .bearer_auth(e2e::ADMIN_KEY)
+            .send()
+            .await?
+            .json::<serde_json::Value>()
+            .await
+    };
+    let url = format!("{}/v1/admin/providers", server.base);
+    let listed = providers(http.clone(), url.clone()).await?;
+    let late = &listed["providers"][0];
+    assert_eq!(late["name"], "late");
+    assert!(
+        late["not_ready"]
+            .as_str()
+            .unwrap_or("")
+            .contains("discovery"),
+        "{listed}"
+    );
+    assert!(!listed.to_string().contains("\"s\""), "no secret: {listed}");
+
+    let _provider = Provider::start_on(dir.path(), port).await?;
+    // The next use discovers it: a bot's link to it now leads to the provider.
+    let base = &server.base;
+    let bot: serde_json::Value = http
+        .post(format!("{base}/v1/admin/bots"))
+        .bearer_auth(e2e::ADMIN_KEY)
+        .json(&serde_json::json!({"bot_id": "acme"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let bot_key = bot["api_key"].as_str().unwrap_or_default().to_owned();
+    let put = http
+        .put(format!("{base}/v1/bots/acme/integrations"))
+        .bearer_auth(&bot_key)
+        .header("content-type", "application/yaml")
+        .body("- provider: late\n  context: user\n")
+        .send()
+        .await?;
+    assert_eq!(put.status(), 200);
+    let link: serde_json::Value = http
+        .post(format!("{base}/v1/bots/acme/oauth-links"))
+        .bearer_auth(&bot_key)
+        .json(&serde_json::json!({"alias": "late", "user_id": "u-1"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let resp = http
+        .get(link["url"].as_str().unwrap_or_default())
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 302);
+    let location = e2e::location(resp)?;
+    assert!(
+        location.starts_with(&format!("http://127.0.0.1:{port}/")),
+        "{location}"
+    );
+    let listed = providers(http, url).await?;
+    assert!(
+        listed["providers"][0].get("not_ready").is_none(),
+        "{listed}"
+    );
     Ok(())
 }

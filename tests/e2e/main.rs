@@ -22,17 +22,38 @@ macro_rules! on_both_backends {
             }
         )*
     };
+    // Scenarios that make their own World for the backend they are given.
+    ($module:ident(backend): $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+
+                #[tokio::test]
+                async fn sqlite() -> anyhow::Result<()> {
+                    $module::$name(Backend::Sqlite).await
+                }
+
+                #[tokio::test]
+                async fn aws() -> anyhow::Result<()> {
+                    $module::$name(Backend::Aws).await
+                }
+            }
+        )*
+    };
 }
 
 mod aws_only;
 mod bad_input;
+mod binding;
 mod browser;
 mod concurrency;
 mod contracts;
 mod flow;
 mod lambda;
 mod lifecycle;
+mod openapi;
 mod refresh;
+mod strict;
 mod template;
 
 on_both_backends!(flow:
@@ -40,6 +61,12 @@ on_both_backends!(flow:
     reconnecting_keeps_the_token_id_and_replaces_credentials,
     a_bot_token_through_the_connect_page,
     the_operator_registers_providers_without_seeing_secrets_again,
+);
+on_both_backends!(binding:
+    a_flow_finishes_only_in_the_browser_that_started_it,
+    two_flows_from_one_link_connect_once,
+    a_link_requested_in_a_loop_stops_starting_flows,
+    the_connect_form_accepts_only_its_own_page,
 );
 on_both_backends!(bad_input:
     keys_are_required_and_bots_are_isolated,
@@ -57,3 +84,16 @@ on_both_backends!(refresh:
     a_refresh_refused_for_good_revokes_the_token,
     a_provider_outage_answers_503_and_changes_nothing,
 );
+
+/// Against the strict provider: `strict_provider::<scenario>::{sqlite,aws}`.
+mod strict_provider {
+    use super::*;
+
+    on_both_backends!(strict(backend):
+        a_user_connects_with_pkce_and_basic_auth,
+        short_lived_tokens_are_refreshed_once_for_twenty_callers,
+        delete_revokes_the_grant_at_the_provider,
+        a_reused_refresh_token_is_never_sent,
+        a_reconnect_revokes_the_replaced_grant_of_another_account_only,
+    );
+}

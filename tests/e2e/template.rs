@@ -7,6 +7,24 @@ use e2e::{client, location, Provider};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The policy documents of a role: its inline `Policies`, and the `AWS::IAM::RolePolicy`
+/// resources attached to it (the statements for the key, which the key policy's reference to
+/// the role keeps out of the role itself).
+fn role_policies<'a>(resources: &'a serde_json::Map<String, Value>, role: &str) -> Vec<&'a Value> {
+    let inline = resources[role]["Properties"]["Policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| &p["PolicyDocument"]);
+    let attached = resources
+        .values()
+        .filter(|r| {
+            r["Type"] == "AWS::IAM::RolePolicy" && r["Properties"]["RoleName"]["Ref"] == role
+        })
+        .map(|r| &r["Properties"]["PolicyDocument"]);
+    inline.chain(attached).collect()
+}
+
 /// The actions each function's role allows, by binary name, from the template; logs and
 /// X-Ray actions, which Lambda itself uses, are left out.
 fn allowed_by_template(t: &Value) -> anyhow::Result<BTreeMap<String, BTreeSet<String>>> {
@@ -24,14 +42,8 @@ fn allowed_by_template(t: &Value) -> anyhow::Result<BTreeMap<String, BTreeSet<St
             .as_str()
             .unwrap_or_else(|| panic!("{name} has no role of its own"));
         let mut actions = BTreeSet::new();
-        for policy in resources[role]["Properties"]["Policies"]
-            .as_array()
-            .expect("Policies")
-        {
-            for st in policy["PolicyDocument"]["Statement"]
-                .as_array()
-                .expect("Statement")
-            {
+        for document in role_policies(resources, role) {
+            for st in document["Statement"].as_array().expect("Statement") {
                 assert_eq!(st["Effect"], "Allow");
                 let list: Vec<String> = match &st["Action"] {
                     Value::String(a) => vec![a.clone()],
@@ -224,16 +236,21 @@ async fn each_role_allows_exactly_what_its_function_uses() -> anyhow::Result<()>
             .as_str()
             .unwrap_or_default()
             .to_owned();
+        let browser_key = to_provider["cookies"][0]
+            .as_str()
+            .and_then(|c| c.split(';').next())
+            .unwrap_or_default()
+            .to_owned();
         let back = location(client().get(&authorize).send().await?)?;
-        let done = callback
-            .invoke(http_event(
-                "oauth-callback.json",
-                "GET",
-                back.trim_start_matches(PUBLIC_URL),
-                &[],
-                None,
-            )?)
-            .await?;
+        let mut event = http_event(
+            "oauth-callback.json",
+            "GET",
+            back.trim_start_matches(PUBLIC_URL),
+            &[],
+            None,
+        )?;
+        event["cookies"] = json!([browser_key]);
+        let done = callback.invoke(event).await?;
         ok(done, 200)?;
     }
     provider.control(json!({"token_ttl": 3600})).await?;
@@ -304,5 +321,198 @@ async fn each_role_allows_exactly_what_its_function_uses() -> anyhow::Result<()>
             "{function} uses {missing:?}, which its role does not allow"
         );
     }
+    Ok(())
+}
+
+/// The KMS actions that use the key, and `kms:CreateGrant`, which hands out their use.
+const KEY_USE: [&str; 9] = [
+    "kms:Decrypt",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyPair",
+    "kms:GenerateDataKeyPairWithoutPlaintext",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:CreateGrant",
+];
+
+/// Whether an IAM action pattern (wildcards `*` and `?`, any case) covers `action`.
+fn covers(pattern: &str, action: &str) -> bool {
+    fn go(p: &[u8], a: &[u8]) -> bool {
+        match p.split_first() {
+            None => a.is_empty(),
+            Some((b'*', rest)) => (0..=a.len()).any(|i| go(rest, &a[i..])),
+            Some((b'?', rest)) => !a.is_empty() && go(rest, &a[1..]),
+            Some((c, rest)) => {
+                a.first().is_some_and(|x| x.eq_ignore_ascii_case(c)) && go(rest, &a[1..])
+            }
+        }
+    }
+    go(pattern.as_bytes(), action.as_bytes())
+}
+
+/// A policy element that is one string or a list of strings.
+fn strings(v: &Value) -> Vec<&str> {
+    match v {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// What a statement's `Principal` names: the logical id of each role given as
+/// `!GetAtt <Role>.Arn`, `None` for anything else (an account, an ARN, `*`, a service).
+fn principals(st: &Value) -> Vec<Option<&str>> {
+    let principal = &st["Principal"];
+    let named = principal.as_object().map_or(0, |p| p.len());
+    let aws: Vec<&Value> = match &principal["AWS"] {
+        Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    let mut out: Vec<Option<&str>> = aws
+        .into_iter()
+        .map(|p| match &p["Fn::GetAtt"] {
+            Value::Array(a) if a.len() == 2 && a[1] == "Arn" => a[0].as_str(),
+            _ => None,
+        })
+        .collect();
+    // Principal types other than AWS (Service, Federated, ...) name no function role.
+    if named != 1 {
+        out.push(None);
+    }
+    out
+}
+
+#[test]
+fn only_the_functions_use_the_key_and_put_events() -> anyhow::Result<()> {
+    let t = template()?;
+    let resources = t["Resources"].as_object().expect("Resources");
+    let roles: BTreeSet<&str> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::Serverless::Function")
+        .filter_map(|r| r["Properties"]["Role"]["Fn::GetAtt"][0].as_str())
+        .collect();
+    assert_eq!(roles.len(), 3, "one role per function: {roles:?}");
+    let source = json!({"Ref": "EventSource"});
+
+    // The key policy: the account administers the key; only the functions' roles use it,
+    // each statement limited to the service's encryption context.
+    let mut in_key_policy = BTreeSet::new();
+    let mut administered = false;
+    for st in resources["Key"]["Properties"]["KeyPolicy"]["Statement"]
+        .as_array()
+        .expect("key policy statements")
+    {
+        if st["Effect"] != "Allow" {
+            continue;
+        }
+        assert!(
+            st.get("NotAction").is_none() && st.get("NotPrincipal").is_none(),
+            "{st}"
+        );
+        let actions = strings(&st["Action"]);
+        let uses: Vec<&str> = KEY_USE
+            .into_iter()
+            .filter(|u| actions.iter().any(|a| covers(a, u)))
+            .collect();
+        if uses.is_empty() {
+            assert!(
+                st["Principal"]["AWS"]["Fn::Sub"]
+                    .as_str()
+                    .is_some_and(|arn| arn.ends_with(":root")),
+                "only the account administers the key: {st}"
+            );
+            assert!(!actions.contains(&"kms:*") && !actions.contains(&"*"));
+            administered |= actions.iter().any(|a| covers(a, "kms:PutKeyPolicy"));
+            continue;
+        }
+        let users: Vec<&str> = principals(st)
+            .into_iter()
+            .map(|p| {
+                p.filter(|r| roles.contains(r))
+                    .unwrap_or_else(|| panic!("{} may use the key: {st}", st["Principal"]))
+            })
+            .collect();
+        let purposes = strings(&st["Condition"]["StringEquals"]["kms:EncryptionContext:purpose"]);
+        let keys =
+            strings(&st["Condition"]["ForAllValues:StringEquals"]["kms:EncryptionContextKeys"]);
+        assert!(
+            !purposes.is_empty()
+                && purposes
+                    .iter()
+                    .all(|p| ["token", "client_secret"].contains(p)),
+            "{uses:?} not limited by purpose: {st}"
+        );
+        assert_eq!(keys, ["purpose", "bot", "record"], "{uses:?}: {st}");
+        for role in users {
+            for action in &uses {
+                for purpose in &purposes {
+                    in_key_policy.insert((role, *action, *purpose));
+                }
+            }
+        }
+    }
+    assert!(administered, "nobody may change the key policy");
+    assert!(!in_key_policy.is_empty(), "no function may use the key");
+
+    // The roles' own statements grant the same uses, and publish only the service's events.
+    let mut in_role_policies = BTreeSet::new();
+    let mut publishers = BTreeSet::new();
+    for role in &roles {
+        for document in role_policies(resources, role) {
+            for st in document["Statement"].as_array().expect("Statement") {
+                let actions = strings(&st["Action"]);
+                let purposes =
+                    strings(&st["Condition"]["StringEquals"]["kms:EncryptionContext:purpose"]);
+                for action in actions.iter().filter(|a| a.starts_with("kms:")) {
+                    for purpose in &purposes {
+                        in_role_policies.insert((*role, *action, *purpose));
+                    }
+                }
+                if actions.contains(&"events:PutEvents") {
+                    assert_eq!(
+                        st["Condition"]["StringEquals"]["events:source"], source,
+                        "{role} may put events with any source"
+                    );
+                    publishers.insert(*role);
+                }
+            }
+        }
+    }
+    assert_eq!(in_key_policy, in_role_policies);
+
+    // The bus policy: PutEvents only, only by the roles that publish, only with the source.
+    let mut bus_statements: Vec<&Value> = Vec::new();
+    for r in resources.values() {
+        if r["Type"] == "AWS::Events::EventBusPolicy" {
+            assert_eq!(r["Properties"]["EventBusName"], json!({"Ref": "Bus"}));
+            bus_statements.push(&r["Properties"]["Statement"]);
+        }
+        if r["Type"] == "AWS::Events::EventBus" {
+            if let Some(list) = r["Properties"]["Policy"]["Statement"].as_array() {
+                bus_statements.extend(list);
+            }
+        }
+    }
+    let mut on_bus = BTreeSet::new();
+    for st in bus_statements {
+        if st["Effect"] != "Allow" {
+            continue;
+        }
+        assert_eq!(strings(&st["Action"]), ["events:PutEvents"], "{st}");
+        assert_eq!(
+            st["Condition"]["StringEquals"]["events:source"], source,
+            "{st}"
+        );
+        for principal in principals(st) {
+            let role = principal
+                .filter(|r| roles.contains(r))
+                .unwrap_or_else(|| panic!("{} may put events: {st}", st["Principal"]));
+            on_bus.insert(role);
+        }
+    }
+    assert!(!on_bus.is_empty(), "the bus has no policy");
+    assert_eq!(on_bus, publishers);
     Ok(())
 }

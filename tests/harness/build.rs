@@ -21,16 +21,16 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
         .get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let out = std::process::Command::new(cargo)
-                .args(["build", "--message-format=json-render-diagnostics"])
+                // The targets and features of `cargo test --workspace --all-features`, so
+                // that when the tests run under it everything is fresh and nothing (the AWS
+                // SDK above all) is compiled a second time with another feature set.
                 .args([
-                    "-p",
-                    "local-server",
-                    "-p",
-                    "oauth-start",
-                    "-p",
-                    "oauth-callback",
-                    "-p",
-                    "token-api",
+                    "build",
+                    "--message-format=json-render-diagnostics",
+                    "--workspace",
+                    "--all-features",
+                    "--bins",
+                    "--tests",
                 ])
                 .current_dir(workspace_root())
                 .stderr(Stdio::inherit())
@@ -42,6 +42,8 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
             Ok(String::from_utf8_lossy(&out.stdout)
                 .lines()
                 .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|v| v["target"]["kind"] == serde_json::json!(["bin"]))
+                .filter(|v| v["profile"]["test"] == false)
                 .filter_map(|v| {
                     let exe = v["executable"].as_str()?;
                     Some((v["target"]["name"].as_str()?.to_owned(), PathBuf::from(exe)))

@@ -6,6 +6,8 @@
 //! - [`build`]: the workspace and its binaries, built once per run;
 //! - [`process`]: output files, readiness lines and JSON Lines shared by every process;
 //! - [`provider`]: the OAuth provider process;
+//! - [`strict_provider`]: the strict OpenID provider (oidc-provider), its records, and a
+//!   browser-like client for its sign-in and consent forms;
 //! - [`server`]: the local server process, [`World`] and the HTTP client helpers;
 //! - [`moto`]: the AWS emulator, the resources of `template.yaml` in it, the template itself;
 //! - [`runtime_api`]: the Lambda binaries behind a local Lambda Runtime API;
@@ -18,9 +20,16 @@ pub mod process;
 pub mod provider;
 pub mod runtime_api;
 pub mod server;
+pub mod strict_provider;
 
 pub use build::{binary, workspace_root};
 pub use chromium::{browse, Visited};
 pub use process::{output_file, read_jsonl, wait_for_line};
 pub use provider::Provider;
-pub use server::{client, location, AwsSide, Backend, Server, World, ADMIN_KEY, INTEGRATIONS};
+pub use server::{
+    browser_client, client, location, AwsSide, Backend, Server, World, ADMIN_KEY, INTEGRATIONS,
+};
+pub use strict_provider::{
+    Browser, SignedIn, StrictOptions, StrictProvider, STRICT_CLIENT_ID, STRICT_CLIENT_SECRET,
+    STRICT_PROVIDER, STRICT_SCOPE,
+};

@@ -37,13 +37,18 @@ pub struct Provider {
 
 impl Provider {
     pub async fn start(dir: &Path) -> anyhow::Result<Self> {
+        Self::start_on(dir, 0).await
+    }
+
+    /// On a given loopback port (0: any free one).
+    pub async fn start_on(dir: &Path, port: u16) -> anyhow::Result<Self> {
         let pkg = provider_prerequisites()?;
         let out_path = dir.join("provider.out");
         let log_path = dir.join("provider-requests.jsonl");
         let (stdout, stderr) = output_file(&out_path)?;
         let mut child = Command::new("node")
             .arg(pkg.join("server.mjs"))
-            .env("PROVIDER_PORT", "0")
+            .env("PROVIDER_PORT", port.to_string())
             .env("PROVIDER_LOG", &log_path)
             .env("PROVIDER_TOKEN_PREFIX", "canary")
             .stdout(stdout)

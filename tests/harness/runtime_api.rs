@@ -128,7 +128,11 @@ impl Function {
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
             .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-            .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
+            // The most a function's log configuration can ask for: nothing secret may
+            // appear even here (tests/e2e/lambda.rs checks the whole flow's logs).
+            .env("AWS_LAMBDA_LOG_LEVEL", "TRACE")
+            // The service refuses loopback provider URLs without it; every provider here is one.
+            .env("ALLOW_LOOPBACK_PROVIDERS", "true")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(stdout)
             .stderr(stderr)

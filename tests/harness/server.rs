@@ -5,6 +5,7 @@ use crate::build::binary;
 use crate::moto;
 use crate::process::{output_file, read_jsonl, wait_for_line};
 use crate::provider::Provider;
+use crate::strict_provider::{StrictOptions, StrictProvider, STRICT_PROVIDER, STRICT_SCOPE};
 use anyhow::Context;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -47,6 +48,8 @@ impl Server {
         cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
             .env("RUST_LOG", "debug")
+            // The service refuses loopback provider URLs without it; every provider here is one.
+            .env("ALLOW_LOOPBACK_PROVIDERS", "true")
             .env_remove("ADMIN_KEY_SHA256")
             .env_remove("PUBLIC_URL")
             .env_remove("EVENTS_WEBHOOK_URL")
@@ -118,6 +121,17 @@ pub fn client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
+/// A client that keeps cookies like one browser: the service binds each sign-in to the
+/// browser that started it with a cookie.
+pub fn browser_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .cookie_store(true)
+        .build()
+        .unwrap_or_default()
+}
+
 /// Which adapters the service runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -135,10 +149,13 @@ pub struct AwsSide {
 }
 
 /// A running service with a provider registered as `demo`, a bot `acme`, and an
-/// integrations file with a user-context `demo` and a bot-context `demo_bot`.
+/// integrations file with a user-context `demo` and a bot-context `demo_bot`; from
+/// [`World::with_strict`] also the strict provider registered as `strict` and a user-context
+/// integration `strict`.
 pub struct World {
     pub dir: tempfile::TempDir,
     pub provider: Provider,
+    pub strict: Option<StrictProvider>,
     pub server: Server,
     pub http: reqwest::Client,
     pub bot_key: String,
@@ -161,6 +178,18 @@ impl World {
     }
 
     pub async fn with(backend: Backend) -> anyhow::Result<Self> {
+        Self::build(backend, None).await
+    }
+
+    /// [`World::with`], plus the strict provider (started with `options`, the service's
+    /// callback as its one redirect URI) registered through the admin API as `strict` with
+    /// `client_id`, `client_secret` and `issuer` only (no `pkce` flag, no endpoints), and a
+    /// user-context integration `strict` asking for [`STRICT_SCOPE`].
+    pub async fn with_strict(backend: Backend, options: StrictOptions) -> anyhow::Result<Self> {
+        Self::build(backend, Some(options)).await
+    }
+
+    async fn build(backend: Backend, strict: Option<StrictOptions>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let provider = Provider::start(dir.path()).await?;
         let providers_file = dir.path().join("providers.yaml");
@@ -194,7 +223,7 @@ impl World {
             &env,
         )
         .await?;
-        let http = client();
+        let http = browser_client();
         let created: Value = http
             .post(format!("{}/v1/admin/bots", server.base))
             .bearer_auth(ADMIN_KEY)
@@ -208,18 +237,26 @@ impl World {
             .as_str()
             .context("no api_key")?
             .to_owned();
-        let world = Self {
+        let mut world = Self {
             dir,
             provider,
+            strict: None,
             server,
             http,
             bot_key,
             aws,
         };
+        let mut integrations = INTEGRATIONS.to_owned();
+        if let Some(options) = strict {
+            world.strict = Some(world.register_strict(&options).await?);
+            integrations.push_str(&format!(
+                "- provider: {STRICT_PROVIDER}\n  scope: {STRICT_SCOPE}\n  context: user\n"
+            ));
+        }
         let resp = world
             .bot(reqwest::Method::PUT, "/integrations")
             .header("content-type", "application/yaml")
-            .body(INTEGRATIONS)
+            .body(integrations)
             .send()
             .await?;
         anyhow::ensure!(
@@ -228,6 +265,68 @@ impl World {
             resp.text().await?
         );
         Ok(world)
+    }
+
+    /// Starts the strict provider for this service's callback and registers it as `strict`.
+    async fn register_strict(&self, options: &StrictOptions) -> anyhow::Result<StrictProvider> {
+        let callback = self.url(&format!("/oauth/callback/{STRICT_PROVIDER}"));
+        let strict = StrictProvider::start(self.dir.path(), &[callback], options).await?;
+        let resp = self
+            .http
+            .put(self.url(&format!("/v1/admin/providers/{STRICT_PROVIDER}")))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({
+                "client_id": strict.client_id,
+                "client_secret": strict.client_secret,
+                "issuer": strict.issuer,
+            }))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            resp.status() == 200,
+            "registering the strict provider: {}",
+            resp.text().await?
+        );
+        Ok(strict)
+    }
+
+    /// The strict provider of a [`World::with_strict`].
+    pub fn strict(&self) -> anyhow::Result<&StrictProvider> {
+        self.strict
+            .as_ref()
+            .context("this World has no strict provider: make it with World::with_strict")
+    }
+
+    /// A user's whole flow through the strict provider, signed in and consented in a
+    /// browser-like client; returns the token id the `token:strict` event carried.
+    pub async fn connect_strict(&self, user: &str) -> anyhow::Result<String> {
+        self.connect_strict_with(&mut crate::Browser::new(), user)
+            .await
+    }
+
+    /// [`Self::connect_strict`] in `browser`, which keeps its session at the provider.
+    pub async fn connect_strict_with(
+        &self,
+        browser: &mut crate::Browser,
+        user: &str,
+    ) -> anyhow::Result<String> {
+        let kind = format!("token:{STRICT_PROVIDER}");
+        let before = self.events_of(&kind).await?.len();
+        let link = self.mint_link(STRICT_PROVIDER, Some(user)).await?;
+        let page = self.strict()?.sign_in_with(browser, &link).await?;
+        anyhow::ensure!(
+            page.status == 200,
+            "the callback answered {}: {}\nsteps: {:#?}",
+            page.status,
+            page.body,
+            page.steps
+        );
+        let events = self.events_of(&kind).await?;
+        anyhow::ensure!(events.len() == before + 1, "no {kind} event");
+        Ok(events[before]["detail"]["token_id"]
+            .as_str()
+            .context("event without token_id")?
+            .to_owned())
     }
 
     /// Every event the service emitted so far, in order.

@@ -80,6 +80,12 @@ service.on('beforeResponse', (response, req) => {
   });
 });
 
+// The ID token names the same subject as the user info, as OpenID Connect requires (the
+// service ignores user info about another subject).
+service.on('beforeTokenSigning', (token) => {
+  token.payload.sub = 'user-1';
+});
+
 service.on('beforeUserinfo', (response, req) => {
   const auth = req.headers.authorization ?? '';
   const token = auth.replace(/^Bearer /i, '');

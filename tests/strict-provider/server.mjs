@@ -20,9 +20,11 @@
 //   - RFC 7009 revocation at /token/revocation, userinfo at /me (the way for tests to ask whether
 //     an access token still works: GET /me with `Authorization: Bearer ...` answers 200 or 401),
 //     discovery at /.well-known/openid-configuration, RS256 keys generated at start at /jwks;
-//   - one user (sub strict-user-1) with the claims sub, email, email_verified and name (scopes
-//     openid, email, profile); the sign-in form accepts any login name and password, the consent
-//     form follows it; both are plain HTML forms with no external resources;
+//   - two users (sub strict-user-1, and strict-user-2 for the login name grace@example.test) with
+//     the claims sub, email, email_verified and name (scopes openid, email, profile); the sign-in
+//     form accepts any login name and password, the consent form follows it; both are plain
+//     HTML forms with no external resources. A second authorization in the same browser
+//     session skips the sign-in form and reuses the session's grant (oidc-provider's default);
 //   - every event oidc-provider emits that tells about authorization, tokens, grants and errors
 //     is appended to STRICT_LOG as one JSON line, plus one "request" line per request; no token,
 //     code or client secret value is ever written there.
@@ -235,21 +237,22 @@ class StrictAdapter {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The one user. Any login name signs in as this account.
-const USER = {
-  sub: 'strict-user-1',
-  email: 'ada@example.test',
-  email_verified: true,
-  name: 'Ada Lovelace',
-};
+// Two users. The login name grace@example.test signs in as the second; any other login name
+// signs in as the first.
+const USERS = [
+  { sub: 'strict-user-1', email: 'ada@example.test', email_verified: true, name: 'Ada Lovelace' },
+  { sub: 'strict-user-2', email: 'grace@example.test', email_verified: true, name: 'Grace Hopper' },
+];
+const accountFor = (login) => (login === USERS[1].email ? USERS[1] : USERS[0]);
 
 async function findAccount(ctx, id) {
-  if (id !== USER.sub) return undefined;
+  const user = USERS.find((u) => u.sub === id);
+  if (!user) return undefined;
   return {
-    accountId: USER.sub,
+    accountId: user.sub,
     // oidc-provider keeps only the claims the granted scopes and claims allow.
     async claims() {
-      return { ...USER };
+      return { ...user };
     },
   };
 }
@@ -635,11 +638,12 @@ async function interaction(provider, req, res, path) {
       if (!login || !form.get('password')) {
         return sendHtml(res, 400, loginPage(uid, details, 'Enter a login name and a password.'));
       }
-      record('interaction.login', { client_id: details.params.client_id, account: USER.sub });
+      const account = accountFor(login).sub;
+      record('interaction.login', { client_id: details.params.client_id, account });
       return await provider.interactionFinished(
         req,
         res,
-        { login: { accountId: USER.sub } },
+        { login: { accountId: account } },
         { mergeWithLastSubmission: false },
       );
     }

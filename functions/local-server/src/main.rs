@@ -5,6 +5,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use shared::config::{self, AdminKeyHash, AwsResources, Backend, Config, WebhookConfig};
 use shared::domain::ids::random_urlsafe;
+use shared::domain::network::OutboundPolicy;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -61,21 +62,18 @@ struct Args {
     events_webhook_url: Option<String>,
     #[arg(long, env = "EVENTS_WEBHOOK_SECRET", hide_env_values = true)]
     events_webhook_secret: Option<String>,
+    /// Let providers live on this machine (http on loopback): for development and tests.
+    /// Private, link-local and metadata addresses stay refused.
+    #[arg(long, env = "ALLOW_LOOPBACK_PROVIDERS", num_args = 0..=1, default_missing_value = "true")]
+    allow_loopback_providers: Option<String>,
 }
 
+/// The level from `RUST_LOG` (a level name; INFO otherwise). Other crates than the
+/// service's never log below INFO: see `shared::logging`.
 fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let level = shared::logging::level(std::env::var("RUST_LOG").ok().as_deref());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(ansi);
-    if json {
-        builder.json().flatten_event(true).init();
-    } else {
-        builder.compact().init();
-    }
+    shared::logging::init(level, json, ansi, false);
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
@@ -137,6 +135,12 @@ fn config(args: &Args, bound: SocketAddr) -> anyhow::Result<Config> {
             args.events_webhook_url.as_deref(),
             args.events_webhook_secret.as_deref(),
         )?,
+        outbound: OutboundPolicy {
+            allow_loopback: config::flag(
+                "ALLOW_LOOPBACK_PROVIDERS",
+                args.allow_loopback_providers.as_deref(),
+            )?,
+        },
     })
 }
 

@@ -1,12 +1,12 @@
 //! OAuth start: `GET /oauth/start/{link_id}` records a flow and redirects to the provider.
 
-use lambda_http::{run, tracing, Error};
+use lambda_http::{run, Error};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     // JSON or text, and the level, as the function's log configuration asks
-    // (AWS_LAMBDA_LOG_FORMAT, AWS_LAMBDA_LOG_LEVEL).
-    tracing::init_default_subscriber();
+    // (AWS_LAMBDA_LOG_FORMAT, AWS_LAMBDA_LOG_LEVEL); other crates never below INFO.
+    shared::logging::init_lambda();
     let config = shared::Config::from_env()?;
     let service = std::sync::Arc::new(shared::wiring::service(&config, "oauth-start").await?);
     run(shared::http::start_router(service)).await

@@ -4,6 +4,7 @@
 pub mod dynamodb;
 #[cfg(feature = "aws")]
 pub mod eventbridge;
+pub mod id_token;
 pub mod jsonl_events;
 #[cfg(feature = "aws")]
 pub mod kms;

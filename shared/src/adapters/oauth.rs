@@ -2,6 +2,7 @@
 //! and OpenID Connect discovery, all on the `oauth2` crate over one shared HTTP client that
 //! follows no redirects, has timeouts, and reads bounded bodies.
 
+use crate::domain::network::OutboundPolicy;
 use crate::domain::providers::{Discovery, ProviderApp};
 use crate::ports::{Authorization, GrantedToken, ProviderClient, ProviderError, RegisteredApp};
 use async_trait::async_trait;
@@ -52,17 +53,44 @@ pub enum HttpError {
     },
     #[error("answer larger than {MAX_PROVIDER_BODY} bytes")]
     TooLarge,
+    #[error("the address is not one the service may reach")]
+    Refused,
 }
 
 #[derive(Clone)]
 pub struct ProviderHttp {
     client: reqwest::Client,
+    policy: OutboundPolicy,
+}
+
+/// Resolves names for provider calls and keeps only the addresses the policy permits, so
+/// the check holds for the address actually connected to.
+struct PolicyResolver(OutboundPolicy);
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0;
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
+                .await?
+                .filter(|a| policy.permits(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(
+                    "the provider's host resolves to no address the service may reach".into(),
+                );
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 /// The one HTTP client for provider calls: no redirects, timeouts, identifies itself
-/// (GitHub's API refuses requests without a User-Agent).
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+/// (GitHub's API refuses requests without a User-Agent), and connects only to addresses
+/// `policy` permits.
+pub fn http_client(policy: OutboundPolicy) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
+        .dns_resolver(std::sync::Arc::new(PolicyResolver(policy)))
         .redirect(reqwest::redirect::Policy::none())
         .timeout(REQUEST_TIMEOUT)
         .connect_timeout(CONNECT_TIMEOUT)
@@ -136,14 +164,28 @@ fn normalise_error_body(body: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl ProviderHttp {
-    pub fn new(client: reqwest::Client) -> Self {
-        Self { client }
+    /// `client` should come from [`http_client`] with the same `policy`, which checks
+    /// resolved names; the policy here checks URLs that name an address directly.
+    pub fn new(client: reqwest::Client, policy: OutboundPolicy) -> Self {
+        Self { client, policy }
+    }
+
+    fn permitted(&self, url: &str) -> bool {
+        url::Url::parse(url).is_ok_and(|u| self.policy.check_url(&u).is_ok())
+    }
+
+    fn refused(url: &str) -> ProviderError {
+        tracing::warn!(host = %url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default(), "provider URL refused by the outbound policy");
+        ProviderError::Config("the provider's address is not one the service may reach".into())
     }
 
     /// Sends one request for the `oauth2` crate. 429 and 5xx become transient errors here,
     /// so they are never mistaken for a provider's final answer.
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         let (parts, body) = request.into_parts();
+        if !self.permitted(&parts.uri.to_string()) {
+            return Err(HttpError::Refused);
+        }
         let resp = self
             .client
             .request(parts.method, parts.uri.to_string())
@@ -211,6 +253,7 @@ impl ProviderClient for ProviderHttp {
         redirect_uri: &str,
         scopes: &[String],
         state: &SecretString,
+        nonce: Option<&SecretString>,
     ) -> Result<Authorization, ProviderError> {
         let auth_url = AuthUrl::new(app.authorize_url.clone())
             .map_err(|_| ProviderError::Config("authorize_url".into()))?;
@@ -223,6 +266,9 @@ impl ProviderClient for ProviderHttp {
         }
         for (k, v) in &app.authorize_params {
             req = req.add_extra_param(k.clone(), v.clone());
+        }
+        if let Some(n) = nonce {
+            req = req.add_extra_param("nonce", n.expose_secret().to_owned());
         }
         let mut verifier = None;
         if app.pkce {
@@ -296,6 +342,9 @@ impl ProviderClient for ProviderHttp {
         };
         let mut form: Vec<(&str, &str)> =
             vec![("token", token.expose_secret()), ("token_type_hint", hint)];
+        if !self.permitted(url) {
+            return Err(Self::refused(url));
+        }
         let mut req = self.client.post(url);
         match (app.client_auth_in_body, secret) {
             (true, Some(s)) => {
@@ -339,6 +388,9 @@ impl ProviderClient for ProviderHttp {
         let Some(url) = &app.userinfo_url else {
             return Ok(None);
         };
+        if !self.permitted(url) {
+            return Err(Self::refused(url));
+        }
         let resp = self
             .client
             .get(url)
@@ -361,10 +413,23 @@ impl ProviderClient for ProviderHttp {
             .map_err(|_| ProviderError::Malformed("user info is not JSON".into()))
     }
 
+    #[tracing::instrument(skip_all, fields(provider = %client.app.name))]
+    async fn verify_id_token(
+        &self,
+        client: &RegisteredApp,
+        id_token: &str,
+        nonce_hash: Option<&str>,
+    ) -> Result<Value, ProviderError> {
+        super::id_token::verify(self, client, id_token, nonce_hash).await
+    }
+
     /// Fetches and parses `{issuer}/.well-known/openid-configuration`.
     async fn discover(&self, issuer: &url::Url) -> Result<Discovery, ProviderError> {
         let base = issuer.as_str().trim_end_matches('/');
         let url = format!("{base}/.well-known/openid-configuration");
+        if !self.permitted(&url) {
+            return Err(Self::refused(&url));
+        }
         let resp = self
             .client
             .get(&url)
@@ -372,17 +437,24 @@ impl ProviderClient for ProviderHttp {
             .send()
             .await
             .map_err(|_| ProviderError::Transient { retry_after: None })?;
+        let status = resp.status().as_u16();
+        if status == 429 || resp.status().is_server_error() {
+            return Err(ProviderError::Transient { retry_after: None });
+        }
         if !resp.status().is_success() {
             return Err(ProviderError::Config(format!(
-                "discovery at {url} answered {}",
-                resp.status().as_u16()
+                "the discovery document answered HTTP {status}"
             )));
         }
         let body = read_limited(resp)
             .await
             .map_err(|_| ProviderError::Malformed("discovery document".into()))?;
-        serde_json::from_slice(&body)
-            .map_err(|e| ProviderError::Config(format!("discovery document: {e}")))
+        // Say what is wrong without repeating what the remote sent.
+        serde_json::from_slice(&body).map_err(|_| {
+            ProviderError::Config(
+                "the discovery document is not OpenID Connect provider metadata".into(),
+            )
+        })
     }
 }
 
@@ -434,6 +506,9 @@ where
         }
         RequestTokenError::Request(HttpError::TooLarge) => {
             ProviderError::Malformed("answer too large".into())
+        }
+        RequestTokenError::Request(HttpError::Refused) => {
+            ProviderError::Config("the provider's address is not one the service may reach".into())
         }
         RequestTokenError::Parse(_, _) => ProviderError::Malformed("token answer".into()),
         RequestTokenError::Other(m) => ProviderError::Malformed(m),
@@ -500,13 +575,22 @@ mod tests {
         }))
         .unwrap();
         let app = input
-            .resolve(&ProviderName::parse("acme_idp").unwrap(), None)
+            .resolve(
+                &ProviderName::parse("acme_idp").unwrap(),
+                None,
+                crate::domain::network::OutboundPolicy {
+                    allow_loopback: true,
+                },
+            )
             .unwrap();
         let client = RegisteredApp {
             app,
             secret: Some(SecretString::from(secret.to_owned())),
         };
-        let http = ProviderHttp::new(http_client().unwrap());
+        let dev = crate::domain::network::OutboundPolicy {
+            allow_loopback: true,
+        };
+        let http = ProviderHttp::new(http_client(dev).unwrap(), dev);
         let code = SecretString::from("code".to_owned());
         let rt = SecretString::from("rt".to_owned());
         let redirect = "https://svc.example/oauth/callback/acme_idp";
@@ -543,5 +627,52 @@ mod tests {
         assert_eq!(slack, br#"{"error":"invalid_client"}"#);
         assert!(normalise_error_body(br#"{"access_token":"a","token_type":"bearer"}"#).is_none());
         assert!(normalise_error_body(b"not json").is_none());
+    }
+
+    #[tokio::test]
+    async fn names_are_checked_on_the_addresses_they_resolve_to() {
+        use reqwest::dns::Resolve;
+        let strict = PolicyResolver(OutboundPolicy::default());
+        let name = |n: &str| n.parse::<reqwest::dns::Name>().unwrap();
+        assert!(strict.resolve(name("localhost")).await.is_err());
+        let dev = PolicyResolver(OutboundPolicy {
+            allow_loopback: true,
+        });
+        let addrs: Vec<_> = dev.resolve(name("localhost")).await.unwrap().collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_address_is_never_contacted() {
+        let (base, seen) = recording_provider().await;
+        let input: ProviderAppInput = serde_json::from_value(serde_json::json!({
+            "client_id": "c", "client_secret": "s",
+            "authorize_url": format!("{base}/authorize"), "token_url": format!("{base}/token"),
+            "revocation_url": format!("{base}/revoke"),
+        }))
+        .unwrap();
+        let dev = OutboundPolicy {
+            allow_loopback: true,
+        };
+        let app = input
+            .resolve(&ProviderName::parse("acme_idp").unwrap(), None, dev)
+            .unwrap();
+        // Registered while loopback was allowed, used by a service that does not allow it.
+        let strict = OutboundPolicy::default();
+        let http = ProviderHttp::new(http_client(strict).unwrap(), strict);
+        let client = RegisteredApp { app, secret: None };
+        let rt = SecretString::from("rt".to_owned());
+        let refresh = http.refresh(&client, "https://svc.example/cb", &rt).await;
+        assert!(
+            matches!(refresh, Err(ProviderError::Config(_))),
+            "{:?}",
+            refresh.err()
+        );
+        let revoke = http.revoke(&client, &rt, None).await;
+        assert!(
+            matches!(revoke, Err(ProviderError::Config(_))),
+            "{revoke:?}"
+        );
+        assert!(seen.lock().unwrap().is_empty());
     }
 }

@@ -25,6 +25,20 @@ impl EventKind {
     }
 }
 
+/// Why a sign-in failed, in `oauth_failed:<alias>` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    /// The user or the provider declined (the callback carried `error`).
+    Declined,
+    /// The provider refused the code or could not be reached for it.
+    ExchangeFailed,
+    /// The ID token failed validation.
+    IdentityRejected,
+    /// The callback came from another browser than the one that started the flow.
+    BrowserMismatch,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventDetail {
     pub bot_id: BotId,
@@ -38,6 +52,9 @@ pub struct EventDetail {
     pub event_id: String,
     /// RFC 3339.
     pub occurred_at: String,
+    /// Only in `oauth_failed:<alias>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<FailureReason>,
 }
 
 /// One event, before a publisher puts it in its envelope.
@@ -72,6 +89,7 @@ impl Event {
                 payload: token_id.cloned(),
                 event_id: format!("evt_{}", random_urlsafe(18)),
                 occurred_at,
+                reason: None,
             },
         }
     }

@@ -206,6 +206,12 @@ impl LinkId {
     pub fn bot(&self) -> BotId {
         BotId(self.0.split_once('.').map_or("", |(b, _)| b).to_owned())
     }
+
+    /// What stores keep instead of the id: its SHA-256, so that reading the store does not
+    /// give anyone a working link.
+    pub fn key(&self) -> String {
+        sha256_hex(&self.0)
+    }
 }
 
 /// A fresh OAuth `state`: `{bot_id}.{43 base64url characters}` (256 random bits).
@@ -226,6 +232,46 @@ pub fn random_urlsafe(n: usize) -> String {
     let mut buf = vec![0u8; n];
     rand::rngs::OsRng.fill_bytes(&mut buf);
     URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// The value of the cookie that binds a sign-in to the browser that started it: 32 random
+/// bytes, base64url. Only its hash is stored with a flow.
+pub struct BrowserKey(secrecy::SecretString);
+
+impl BrowserKey {
+    pub fn generate() -> Self {
+        Self(random_urlsafe(32).into())
+    }
+
+    /// A cookie value of the right shape; anything else is ignored (a new key is set).
+    pub fn parse(raw: &str) -> Option<Self> {
+        (raw.len() == 43
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .then(|| Self(raw.to_owned().into()))
+    }
+
+    pub fn expose(&self) -> &str {
+        use secrecy::ExposeSecret;
+        self.0.expose_secret()
+    }
+
+    pub fn hash(&self) -> String {
+        sha256_hex(self.expose())
+    }
+
+    /// Whether this is the browser whose key hashes to `stored`, compared in constant time.
+    pub fn matches(&self, stored: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.hash().as_bytes().ct_eq(stored.as_bytes()))
+    }
+}
+
+impl std::fmt::Debug for BrowserKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BrowserKey([redacted])")
+    }
 }
 
 /// Lowercase hex SHA-256, the form in which keys and `state` values are stored.

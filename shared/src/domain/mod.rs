@@ -5,6 +5,7 @@ pub mod events;
 pub mod flow_secret;
 pub mod ids;
 pub mod integrations;
+pub mod network;
 pub mod providers;
 pub mod token;
 pub mod user_info;

@@ -9,27 +9,52 @@ pub use super::catalog::{catalog_entry, CatalogEntry, UserInfoStyle, CATALOG};
 pub use super::user_info::{normalize_user_info, UserInfo};
 
 use super::ids::ProviderName;
+use super::network::OutboundPolicy;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use url::Url;
 
 /// The operator's registration of an app, as sent to `PUT /v1/admin/providers/{name}` or
 /// written under `providers:` in the local server's providers file.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderAppInput {
+    /// 1 to 512 bytes.
+    #[schema(min_length = 1, max_length = 512)]
     pub client_id: String,
+    /// Stored sealed; never returned.
     #[schema(value_type = Option<String>)]
+    #[serde(skip_serializing)]
     pub client_secret: Option<secrecy::SecretString>,
+    /// An `https` URL (`http` on loopback hosts when they are allowed), without credentials
+    /// or fragment; at most 2048 bytes. Required with `token_url` for a custom provider
+    /// without `issuer`.
+    #[schema(max_length = 2048)]
     pub authorize_url: Option<String>,
+    /// Like `authorize_url`.
+    #[schema(max_length = 2048)]
     pub token_url: Option<String>,
+    /// Like `authorize_url`.
+    #[schema(max_length = 2048)]
     pub userinfo_url: Option<String>,
+    /// Like `authorize_url`.
+    #[schema(max_length = 2048)]
     pub revocation_url: Option<String>,
+    /// `" "` or `","`.
+    #[schema(pattern = "^[ ,]$")]
     pub scope_separator: Option<String>,
     pub pkce: Option<bool>,
+    /// Extra authorization request parameters; not those the flow sets (`response_type`,
+    /// `client_id`, `redirect_uri`, `scope`, `state`, `code_challenge`,
+    /// `code_challenge_method`, `nonce`).
     pub authorize_params: Option<BTreeMap<String, String>>,
+    /// For providers whose endpoints name one (`microsoft`): 1 to 64 characters of letters,
+    /// digits, `.`, `-`.
+    #[schema(pattern = "^[A-Za-z0-9.-]{1,64}$", min_length = 1, max_length = 64)]
     pub tenant: Option<String>,
     /// OpenID Connect issuer; its discovery document supplies the endpoints not given here.
+    /// A URL like `authorize_url`.
+    #[schema(max_length = 2048)]
     pub issuer: Option<String>,
 }
 
@@ -49,7 +74,14 @@ pub struct ProviderApp {
     pub authorize_params: BTreeMap<String, String>,
     pub required_scopes: Vec<String>,
     pub tenant: Option<String>,
+    /// The issuer as the provider's metadata states it: compared byte for byte with `iss`.
     pub issuer: Option<String>,
+    /// RFC 9207: the metadata says callbacks carry `iss`, so one without it is refused.
+    #[serde(default)]
+    pub iss_parameter_supported: bool,
+    /// Where the provider publishes the keys that sign its ID tokens.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
     /// `false` for a provider of the built-in catalog.
     pub custom: bool,
     pub has_client_secret: bool,
@@ -57,6 +89,14 @@ pub struct ProviderApp {
     pub userinfo_style: UserInfoStyle,
     pub assumed_lifetime_secs: Option<i64>,
     pub client_auth_in_body: bool,
+    /// Why the app cannot be used yet (its issuer's discovery document could not be fetched);
+    /// absent when it is ready. Discovery is tried again when the app is first needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_ready: Option<String>,
+    /// The registration to resolve once discovery succeeds (never with the client secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub pending_registration: Option<serde_json::Value>,
 }
 
 /// The endpoints an OpenID Connect discovery document names.
@@ -69,6 +109,11 @@ pub struct Discovery {
     pub revocation_endpoint: Option<String>,
     #[serde(default)]
     pub code_challenge_methods_supported: Vec<String>,
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// RFC 9207: the authorization response carries `iss`.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -103,8 +148,13 @@ const RESERVED_PARAMS: [&str; 8] = [
     "nonce",
 ];
 
-/// Provider endpoints must use TLS, except on the loopback interface (local development).
-pub fn check_endpoint(field: &'static str, raw: &str) -> Result<Url, ProviderConfigError> {
+/// A provider endpoint: a URL without credentials or fragment that `policy` lets the
+/// service reach.
+pub fn check_endpoint(
+    field: &'static str,
+    raw: &str,
+    policy: OutboundPolicy,
+) -> Result<Url, ProviderConfigError> {
     let bad = |reason: &str| ProviderConfigError::BadUrl {
         field,
         reason: reason.to_owned(),
@@ -119,23 +169,8 @@ pub fn check_endpoint(field: &'static str, raw: &str) -> Result<Url, ProviderCon
     if url.fragment().is_some() {
         return Err(bad("must not have a fragment"));
     }
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if is_loopback(&url) => Ok(url),
-        "http" => Err(bad(
-            "must use https (http is allowed for loopback hosts only)",
-        )),
-        _ => Err(bad("must be an https URL")),
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
+    policy.check_url(&url).map_err(bad)?;
+    Ok(url)
 }
 
 /// The endpoints of an app, after the registration, discovery and the catalog had their say.
@@ -144,6 +179,7 @@ struct Endpoints {
     token_url: String,
     userinfo_url: Option<String>,
     revocation_url: Option<String>,
+    jwks_url: Option<String>,
 }
 
 impl ProviderAppInput {
@@ -153,6 +189,7 @@ impl ProviderAppInput {
         &self,
         name: &ProviderName,
         discovery: Option<&Discovery>,
+        policy: OutboundPolicy,
     ) -> Result<ProviderApp, ProviderConfigError> {
         if self.client_id.is_empty() || self.client_id.len() > 512 {
             return Err(ProviderConfigError::ClientId);
@@ -167,7 +204,7 @@ impl ProviderAppInput {
         }
         let entry = catalog_entry(name.as_str());
         let tenant = self.tenant(entry)?;
-        let endpoints = self.endpoints(name, entry, discovery, tenant.as_deref())?;
+        let endpoints = self.endpoints(name, entry, discovery, tenant.as_deref(), policy)?;
         let scope_separator = match self.scope_separator.as_deref() {
             Some(s @ (" " | ",")) => s.to_owned(),
             Some(_) => return Err(ProviderConfigError::ScopeSeparator),
@@ -204,7 +241,12 @@ impl ProviderAppInput {
                     }
                 }),
             tenant,
-            issuer: self.issuer.clone(),
+            issuer: discovery
+                .map(|d| d.issuer.clone())
+                .or_else(|| self.issuer.clone()),
+            iss_parameter_supported: discovery
+                .is_some_and(|d| d.authorization_response_iss_parameter_supported),
+            jwks_url: endpoints.jwks_url,
             custom: entry.is_none(),
             has_client_secret: self.client_secret.is_some(),
             userinfo_style: match entry {
@@ -214,6 +256,8 @@ impl ProviderAppInput {
             },
             assumed_lifetime_secs: entry.and_then(|e| e.assumed_lifetime_secs),
             client_auth_in_body: entry.is_some_and(|e| e.client_auth_in_body),
+            not_ready: None,
+            pending_registration: None,
         })
     }
 
@@ -243,6 +287,7 @@ impl ProviderAppInput {
         entry: Option<&CatalogEntry>,
         discovery: Option<&Discovery>,
         tenant: Option<&str>,
+        policy: OutboundPolicy,
     ) -> Result<Endpoints, ProviderConfigError> {
         let pick = |given: &Option<String>, discovered: Option<&String>, catalog: Option<&str>| {
             given.clone().or_else(|| discovered.cloned()).or_else(|| {
@@ -278,16 +323,18 @@ impl ProviderAppInput {
                 discovery.and_then(|d| d.revocation_endpoint.as_ref()),
                 entry.and_then(|e| e.revocation_url),
             ),
+            jwks_url: pick(&None, discovery.and_then(|d| d.jwks_uri.as_ref()), None),
         };
-        check_endpoint("authorize_url", &endpoints.authorize_url)?;
-        check_endpoint("token_url", &endpoints.token_url)?;
+        check_endpoint("authorize_url", &endpoints.authorize_url, policy)?;
+        check_endpoint("token_url", &endpoints.token_url, policy)?;
         for (field, url) in [
             ("userinfo_url", &endpoints.userinfo_url),
             ("revocation_url", &endpoints.revocation_url),
+            ("jwks_uri", &endpoints.jwks_url),
             ("issuer", &self.issuer),
         ] {
             if let Some(u) = url {
-                check_endpoint(field, u)?;
+                check_endpoint(field, u, policy)?;
             }
         }
         Ok(endpoints)
@@ -317,6 +364,34 @@ impl ProviderAppInput {
 }
 
 impl ProviderApp {
+    /// An app registered by `issuer` whose discovery document could not be fetched yet.
+    pub fn pending(name: &ProviderName, input: &ProviderAppInput, reason: &str) -> Self {
+        let entry = catalog_entry(name.as_str());
+        Self {
+            name: name.clone(),
+            client_id: input.client_id.clone(),
+            authorize_url: input.authorize_url.clone().unwrap_or_default(),
+            token_url: input.token_url.clone().unwrap_or_default(),
+            userinfo_url: input.userinfo_url.clone(),
+            revocation_url: input.revocation_url.clone(),
+            scope_separator: input.scope_separator.clone().unwrap_or_else(|| " ".into()),
+            pkce: input.pkce.unwrap_or(true),
+            authorize_params: input.authorize_params.clone().unwrap_or_default(),
+            required_scopes: Vec::new(),
+            tenant: input.tenant.clone(),
+            issuer: input.issuer.clone(),
+            iss_parameter_supported: false,
+            jwks_url: None,
+            custom: entry.is_none(),
+            has_client_secret: input.client_secret.is_some(),
+            userinfo_style: UserInfoStyle::OpenidConnect,
+            assumed_lifetime_secs: None,
+            client_auth_in_body: false,
+            not_ready: Some(reason.to_owned()),
+            pending_registration: serde_json::to_value(input).ok(),
+        }
+    }
+
     /// The scope parameter for a flow: the provider's required scopes, then the file's.
     pub fn scope_param(&self, requested: &[String]) -> Vec<String> {
         let mut scopes: Vec<String> = self.required_scopes.clone();
@@ -332,6 +407,11 @@ impl ProviderApp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Loopback providers allowed, as the walkthrough and the tests run.
+    const DEV: OutboundPolicy = OutboundPolicy {
+        allow_loopback: true,
+    };
     use serde_json::json;
 
     fn input(client_id: &str) -> ProviderAppInput {
@@ -356,7 +436,7 @@ mod tests {
 
     #[test]
     fn google_asks_for_offline_access_with_consent() {
-        let app = input("id").resolve(&name("google"), None).unwrap();
+        let app = input("id").resolve(&name("google"), None, DEV).unwrap();
         assert_eq!(
             app.authorize_params.get("access_type").map(String::as_str),
             Some("offline")
@@ -371,14 +451,14 @@ mod tests {
 
     #[test]
     fn microsoft_needs_offline_access_and_a_tenant() {
-        let app = input("id").resolve(&name("microsoft"), None).unwrap();
+        let app = input("id").resolve(&name("microsoft"), None, DEV).unwrap();
         assert!(app.authorize_url.contains("/common/oauth2/v2.0/authorize"));
         assert!(app
             .scope_param(&["Calendars.Read".into()])
             .contains(&"offline_access".to_owned()));
         let mut i = input("id");
         i.tenant = Some("contoso.onmicrosoft.com".into());
-        let app = i.resolve(&name("microsoft"), None).unwrap();
+        let app = i.resolve(&name("microsoft"), None, DEV).unwrap();
         assert_eq!(
             app.token_url,
             "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
@@ -386,25 +466,25 @@ mod tests {
         let mut bad = input("id");
         bad.tenant = Some("../evil".into());
         assert_eq!(
-            bad.resolve(&name("microsoft"), None),
+            bad.resolve(&name("microsoft"), None, DEV),
             Err(ProviderConfigError::Tenant)
         );
         let mut not_applicable = input("id");
         not_applicable.tenant = Some("x".into());
         assert_eq!(
-            not_applicable.resolve(&name("google"), None),
+            not_applicable.resolve(&name("google"), None, DEV),
             Err(ProviderConfigError::TenantNotApplicable)
         );
     }
 
     #[test]
     fn facebook_and_slack_separate_scopes_with_commas() {
-        let fb = input("id").resolve(&name("facebook"), None).unwrap();
+        let fb = input("id").resolve(&name("facebook"), None, DEV).unwrap();
         assert_eq!(fb.scope_separator, ",");
         assert!(!fb.pkce);
         assert_eq!(
             input("id")
-                .resolve(&name("slack"), None)
+                .resolve(&name("slack"), None, DEV)
                 .unwrap()
                 .scope_separator,
             ","
@@ -414,25 +494,32 @@ mod tests {
     #[test]
     fn custom_providers_need_endpoints() {
         assert_eq!(
-            input("id").resolve(&name("acme_idp"), None),
+            input("id").resolve(&name("acme_idp"), None, DEV),
             Err(ProviderConfigError::MissingEndpoints("acme_idp".into()))
         );
         let mut i = input("id");
         i.authorize_url = Some("https://idp.example/authorize".into());
         i.token_url = Some("http://idp.example/token".into());
         assert!(matches!(
-            i.resolve(&name("acme_idp"), None),
+            i.resolve(&name("acme_idp"), None, DEV),
             Err(ProviderConfigError::BadUrl {
                 field: "token_url",
                 ..
             })
         ));
         i.token_url = Some("http://127.0.0.1:9000/token".into());
-        let app = i.resolve(&name("acme_idp"), None).unwrap();
+        assert!(matches!(
+            i.resolve(&name("acme_idp"), None, OutboundPolicy::default()),
+            Err(ProviderConfigError::BadUrl {
+                field: "token_url",
+                ..
+            })
+        ));
+        let app = i.resolve(&name("acme_idp"), None, DEV).unwrap();
         assert!(app.custom);
         assert!(app.pkce, "PKCE unless the operator turns it off");
         i.pkce = Some(false);
-        assert!(!i.resolve(&name("acme_idp"), None).unwrap().pkce);
+        assert!(!i.resolve(&name("acme_idp"), None, DEV).unwrap().pkce);
     }
 
     #[test]
@@ -444,11 +531,17 @@ mod tests {
             userinfo_endpoint: Some("https://idp.example/userinfo".into()),
             revocation_endpoint: Some("https://idp.example/revoke".into()),
             code_challenge_methods_supported: vec!["plain".into(), "S256".into()],
+            jwks_uri: Some("https://idp.example/jwks".into()),
+            authorization_response_iss_parameter_supported: true,
         };
         let mut i = input("id");
         i.issuer = Some("https://idp.example/".into());
-        let app = i.resolve(&name("acme_idp"), Some(&d)).unwrap();
+        let app = i.resolve(&name("acme_idp"), Some(&d), DEV).unwrap();
         assert_eq!(app.token_url, "https://idp.example/token");
+        // The metadata's own issuer is kept, to compare `iss` byte for byte.
+        assert_eq!(app.issuer.as_deref(), Some("https://idp.example"));
+        assert!(app.iss_parameter_supported);
+        assert_eq!(app.jwks_url.as_deref(), Some("https://idp.example/jwks"));
         assert!(app.pkce);
         assert_eq!(app.required_scopes, vec!["openid"]);
         // Metadata that lists no methods says nothing: PKCE stays on.
@@ -456,27 +549,31 @@ mod tests {
             code_challenge_methods_supported: Vec::new(),
             ..d.clone()
         };
-        assert!(i.resolve(&name("acme_idp"), Some(&silent)).unwrap().pkce);
+        assert!(
+            i.resolve(&name("acme_idp"), Some(&silent), DEV)
+                .unwrap()
+                .pkce
+        );
         // Only a list without S256 turns it off; the operator's word comes first.
         let plain_only = Discovery {
             code_challenge_methods_supported: vec!["plain".into()],
             ..d.clone()
         };
         assert!(
-            !i.resolve(&name("acme_idp"), Some(&plain_only))
+            !i.resolve(&name("acme_idp"), Some(&plain_only), DEV)
                 .unwrap()
                 .pkce
         );
         i.pkce = Some(true);
         assert!(
-            i.resolve(&name("acme_idp"), Some(&plain_only))
+            i.resolve(&name("acme_idp"), Some(&plain_only), DEV)
                 .unwrap()
                 .pkce
         );
         i.pkce = None;
         i.issuer = Some("https://other.example".into());
         assert!(matches!(
-            i.resolve(&name("acme_idp"), Some(&d)),
+            i.resolve(&name("acme_idp"), Some(&d), DEV),
             Err(ProviderConfigError::IssuerMismatch { .. })
         ));
     }
@@ -486,7 +583,7 @@ mod tests {
         let mut i = input("id");
         i.authorize_params = Some([("redirect_uri".to_owned(), "https://evil".to_owned())].into());
         assert_eq!(
-            i.resolve(&name("google"), None),
+            i.resolve(&name("google"), None, DEV),
             Err(ProviderConfigError::ReservedParam("redirect_uri".into()))
         );
     }

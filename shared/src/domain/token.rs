@@ -141,7 +141,8 @@ pub struct Link {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flow {
     pub state_hash: String,
-    pub link_id: LinkId,
+    /// [`LinkId::key`] of the link the flow started from.
+    pub link_key: String,
     pub bot_id: BotId,
     pub alias: Alias,
     pub provider: ProviderName,
@@ -149,6 +150,12 @@ pub struct Flow {
     /// The scopes the authorization request asked for, kept for the token when the
     /// provider's answer does not list what it granted.
     pub scopes: Vec<String>,
+    /// SHA-256 of the OpenID Connect `nonce` sent with the authorization request, when the
+    /// flow asked for `openid`; the ID token must carry the nonce itself.
+    pub nonce_hash: Option<String>,
+    /// SHA-256 of the browser key set as a cookie when the flow started: the callback must
+    /// come from the same browser.
+    pub browser_hash: String,
     /// The PKCE verifier, encrypted under the state (`flow_secret`); `None` without PKCE.
     pub sealed_verifier: Option<Sealed>,
     pub redirect_uri: String,

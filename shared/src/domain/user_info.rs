@@ -13,6 +13,9 @@ pub struct UserInfo {
     pub last_name: Option<String>,
     pub nickname: Option<String>,
     pub email: Option<String>,
+    /// Whether the provider verified `email`; `null` when it does not say.
+    #[serde(default)]
+    pub email_verified: Option<bool>,
     pub location: Option<String>,
     pub description: Option<String>,
     pub image: Option<String>,
@@ -34,11 +37,25 @@ fn text(v: &Value, path: &[&str]) -> Option<String> {
     }
 }
 
+/// A yes/no claim; some providers send it as a string.
+fn flag(raw: &Value, key: &str) -> Option<bool> {
+    match raw.get(key)? {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s == "true" => Some(true),
+        Value::String(s) if s == "false" => Some(false),
+        _ => None,
+    }
+}
+
 /// Maps a user-info answer (or ID token claims) to the provider's user id and `info`.
 pub fn normalize_user_info(style: UserInfoStyle, raw: &Value) -> (Option<String>, UserInfo) {
     let t = |path: &[&str]| text(raw, path);
     match style {
-        UserInfoStyle::OpenidConnect | UserInfoStyle::Generic => openid(t),
+        UserInfoStyle::OpenidConnect | UserInfoStyle::Generic => {
+            let (uid, mut info) = openid(t);
+            info.email_verified = flag(raw, "email_verified");
+            (uid, info)
+        }
         UserInfoStyle::Github => github(t),
         UserInfoStyle::Facebook => facebook(t),
         UserInfoStyle::Slack => slack(t),

@@ -5,21 +5,51 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, AuthedBot, Operator};
 use super::AppState;
 use crate::domain::ids::{Alias, BotId, ProviderName, TokenId, UserId};
+use crate::domain::integrations::Context;
 use crate::domain::providers::{ProviderApp, ProviderAppInput, UserInfo};
 use crate::domain::token::Owner;
 use crate::service::{AccessTokenView, CreatedBot, FullToken, IntegrationView, MintedLink};
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+// The identifier rules of `domain::ids` as JSON Schema patterns (`http::tests` checks each
+// against its parser). utoipa takes literals only, so the attributes below repeat them.
+
+/// `BotId`.
+pub const BOT_ID_PATTERN: &str = "^[a-z0-9][a-z0-9_-]{0,62}$";
+/// `Alias` and `ProviderName`.
+pub const NAME_PATTERN: &str = "^[a-z0-9_]{1,64}$";
+/// `TokenId`.
+pub const TOKEN_ID_PATTERN: &str = "^tok_[A-Za-z0-9_-]{24}$";
+/// `UserId` (with 1 to 256 characters): no control character (Unicode category Cc).
+pub const USER_ID_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$";
+/// One `scope` value of the integrations file: scope tokens (printable ASCII but space, `"`
+/// and `\`, RFC 6749 section 3.3) separated by commas and/or white space.
+pub const SCOPE_PATTERN: &str = "^[!#-\\[\\]-~\\s]*$";
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBot {
+    /// 1 to 63 characters of `a-z`, `0-9`, `_`, `-`, starting with a letter or digit.
+    #[schema(
+        pattern = "^[a-z0-9][a-z0-9_-]{0,62}$",
+        min_length = 1,
+        max_length = 63,
+        example = "acme"
+    )]
     pub bot_id: String,
 }
 
@@ -41,7 +71,22 @@ pub struct IntegrationList {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateLink {
+    /// An alias of the bot's integrations file.
+    #[schema(
+        pattern = "^[a-z0-9_]{1,64}$",
+        min_length = 1,
+        max_length = 64,
+        example = "google"
+    )]
     pub alias: String,
+    /// The user who will connect, for a user-context alias; leave it out (or `null`) for a
+    /// bot-context alias. 1 to 256 characters, no control characters.
+    #[schema(
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        min_length = 1,
+        max_length = 256,
+        example = "u-1"
+    )]
     pub user_id: Option<String>,
 }
 
@@ -51,20 +96,179 @@ pub struct TokenMap {
     pub tokens: BTreeMap<String, String>,
 }
 
-#[derive(Deserialize)]
+/// `{bot_id}`: a bot id that cannot exist is answered like a missing bot (`404`).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct BotPath {
+    /// The bot's id: 1 to 63 characters of `a-z`, `0-9`, `_`, `-`, starting with a letter
+    /// or digit. Any other value is answered `404`.
+    #[param(
+        pattern = "^[a-z0-9][a-z0-9_-]{0,62}$",
+        min_length = 1,
+        max_length = 63,
+        example = "acme"
+    )]
+    bot_id: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct ProviderPath {
+    /// A provider of the catalog (`google`, `github`, ...) or a custom one: 1 to 64
+    /// characters of `a-z`, `0-9`, `_`. Any other value is answered `422`.
+    #[param(
+        pattern = "^[a-z0-9_]{1,64}$",
+        min_length = 1,
+        max_length = 64,
+        example = "github"
+    )]
+    name: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 struct UserPath {
+    /// The bot's user id, percent-encoded: 1 to 256 characters, no control characters. Any
+    /// other value is answered `404`.
+    #[param(
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        min_length = 1,
+        max_length = 256,
+        example = "u-1"
+    )]
     user_id: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 struct TokenPath {
+    /// A token id: `tok_` and 24 base64url characters. Any other value is answered like an
+    /// unknown token.
+    #[param(
+        pattern = "^tok_[A-Za-z0-9_-]{24}$",
+        min_length = 28,
+        max_length = 28,
+        example = "tok_T2sgdGhpcyBpcyBub3RhcmVh"
+    )]
     token_id: String,
 }
 
-impl TokenPath {
-    /// A token id that cannot exist is answered like a missing token.
-    fn parse(&self) -> Result<TokenId, ApiError> {
-        TokenId::parse(&self.token_id).map_err(|_| ApiError::NotFound("token"))
+/// `{token_id}` of `DELETE`, which answers `deleted: false` for any value that is not one of
+/// the bot's tokens.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct DeletedTokenPath {
+    /// A token id (`tok_` and 24 base64url characters). Any other value is answered
+    /// `deleted: false`, like an unknown token.
+    #[param(min_length = 1, example = "tok_T2sgdGhpcyBpcyBub3RhcmVh")]
+    token_id: String,
+}
+
+/// A path value that cannot be read (not UTF-8 once percent-decoded) is checked as an empty
+/// one, which no identifier rule accepts.
+fn path_value<T>(p: Result<Path<T>, PathRejection>, field: impl FnOnce(T) -> String) -> String {
+    p.map(|Path(v)| field(v)).unwrap_or_default()
+}
+
+/// A token id that cannot exist is answered like a missing token.
+fn token_id(p: Result<Path<TokenPath>, PathRejection>) -> Result<TokenId, ApiError> {
+    TokenId::parse(&path_value(p, |t| t.token_id)).map_err(|_| ApiError::NotFound("token"))
+}
+
+/// The body of `PUT /v1/bots/{bot_id}/integrations`, as YAML or JSON. Documentation only:
+/// the file is read by `domain::integrations::parse_integrations`, which reports problems
+/// with their line and column.
+pub struct IntegrationsFile;
+
+/// One entry of [`IntegrationsFile`].
+pub struct IntegrationEntry;
+
+impl PartialSchema for IntegrationEntry {
+    fn schema() -> RefOr<Schema> {
+        let name = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(NAME_PATTERN))
+                .min_length(Some(1))
+                .max_length(Some(64))
+                .description(Some(description))
+        };
+        let scope = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(SCOPE_PATTERN))
+        };
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "One integration. Format and examples: docs/integrations.md.",
+            ))
+            .property(
+                "provider",
+                name("A provider of the catalog or one the operator registered.")
+                    .examples(["google"]),
+            )
+            .required("provider")
+            .property(
+                "alias",
+                name(
+                    "The name the bot uses for this integration; defaults to the provider. \
+                     Unique within the file.",
+                ),
+            )
+            .property(
+                "scope",
+                OneOfBuilder::new()
+                    .description(Some(
+                        "Scopes to ask for: one string separated by commas and/or white space \
+                         (`email,profile`), or a list of such strings. At most 50 scopes of at \
+                         most 256 characters each.",
+                    ))
+                    .item(scope())
+                    .item(ArrayBuilder::new().items(scope())),
+            )
+            .property("context", Ref::from_schema_name(Context::name()))
+            .required("context")
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+            .into()
+    }
+}
+
+impl ToSchema for IntegrationEntry {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("IntegrationEntry")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((Context::name().into_owned(), Context::schema()));
+    }
+}
+
+impl PartialSchema for IntegrationsFile {
+    fn schema() -> RefOr<Schema> {
+        ArrayBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+            .description(Some(
+                "The integrations file: a list of entries (JSON is YAML too). An empty file, \
+                 or `null`, means no integrations.",
+            ))
+            .max_items(Some(crate::domain::integrations::MAX_ENTRIES))
+            .items(Ref::from_schema_name(IntegrationEntry::name()))
+            .into()
+    }
+}
+
+impl ToSchema for IntegrationsFile {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("IntegrationsFile")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((
+            IntegrationEntry::name().into_owned(),
+            IntegrationEntry::schema(),
+        ));
+        IntegrationEntry::schemas(schemas);
     }
 }
 
@@ -109,8 +313,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Create a bot; its API key is shown once.
 #[utoipa::path(post, path = "/v1/admin/bots", tag = "operator", security(("admin_key" = [])),
     request_body = CreateBot,
-    responses((status = 201, body = CreatedBot), (status = 401, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses(
+        (status = 201, body = CreatedBot, description = "The bot and its API key, shown this once"),
+        (status = 400, body = ErrorBody, description = "`malformed_json`: the body is not JSON"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong admin key"),
+        (status = 409, body = ErrorBody, description = "`bot_exists`: the id is taken"),
+        (status = 413, body = ErrorBody, description = "`payload_too_large`: body over 64 KiB"),
+        (status = 415, body = ErrorBody, description = "`unsupported_media_type`: not `application/json`"),
+        (status = 422, body = ErrorBody, description = "`invalid_value` (bot_id) or `invalid_body`")))]
 async fn create_bot(
     State(s): State<AppState>,
     _: Operator,
@@ -122,14 +332,18 @@ async fn create_bot(
 
 /// Issue a new API key for a bot; the old one stops working.
 #[utoipa::path(post, path = "/v1/admin/bots/{bot_id}/api-key", tag = "operator", security(("admin_key" = [])),
-    params(("bot_id" = String, Path)),
-    responses((status = 200, body = ApiKey), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(BotPath),
+    responses(
+        (status = 200, body = ApiKey, description = "The new key, shown this once"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong admin key"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such bot")))]
 async fn rotate_bot_key(
     State(s): State<AppState>,
     _: Operator,
-    Path(bot_id): Path<String>,
+    bot: Result<Path<BotPath>, PathRejection>,
 ) -> Result<Json<ApiKey>, ApiError> {
-    let bot = BotId::parse(&bot_id).map_err(|_| ApiError::NotFound("bot"))?;
+    let bot =
+        BotId::parse(&path_value(bot, |b| b.bot_id)).map_err(|_| ApiError::NotFound("bot"))?;
     Ok(Json(ApiKey {
         api_key: s.rotate_bot_key(&bot).await?,
     }))
@@ -137,21 +351,30 @@ async fn rotate_bot_key(
 
 /// Register or replace a provider app (client secret sealed, never returned).
 #[utoipa::path(put, path = "/v1/admin/providers/{name}", tag = "operator", security(("admin_key" = [])),
-    params(("name" = String, Path)), request_body = ProviderAppInput,
-    responses((status = 200, body = ProviderApp), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(ProviderPath), request_body = ProviderAppInput,
+    responses(
+        (status = 200, body = ProviderApp, description = "The registered app, endpoints resolved, without the secret"),
+        (status = 400, body = ErrorBody, description = "`malformed_json`: the body is not JSON"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong admin key"),
+        (status = 413, body = ErrorBody, description = "`payload_too_large`: body over 64 KiB"),
+        (status = 415, body = ErrorBody, description = "`unsupported_media_type`: not `application/json`"),
+        (status = 422, body = ErrorBody,
+         description = "`invalid_value` (name), `invalid_provider`, `discovery_failed` or `invalid_body`")))]
 async fn put_provider(
     State(s): State<AppState>,
     _: Operator,
-    Path(name): Path<String>,
+    name: Result<Path<ProviderPath>, PathRejection>,
     ApiJson(input): ApiJson<ProviderAppInput>,
 ) -> Result<Json<ProviderApp>, ApiError> {
-    let name = ProviderName::parse(&name).map_err(unprocessable)?;
+    let name = ProviderName::parse(&path_value(name, |p| p.name)).map_err(unprocessable)?;
     Ok(Json(s.put_provider(&name, input).await?))
 }
 
 /// List the registered provider apps, without secrets.
 #[utoipa::path(get, path = "/v1/admin/providers", tag = "operator", security(("admin_key" = [])),
-    responses((status = 200, body = ProviderList), (status = 401, body = ErrorBody)))]
+    responses(
+        (status = 200, body = ProviderList, description = "Every registered app, by name"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong admin key")))]
 async fn list_providers(
     State(s): State<AppState>,
     _: Operator,
@@ -161,12 +384,39 @@ async fn list_providers(
     }))
 }
 
-/// Replace the bot's integrations file (YAML). A rejected file changes nothing.
+/// The media types of the integrations file: YAML under its usual names, and JSON, which is
+/// YAML too and goes through the same parser (so problems carry the same line and column).
+const INTEGRATIONS_MEDIA_TYPES: [&str; 5] = [
+    "application/yaml",
+    "application/x-yaml",
+    "text/yaml",
+    "text/x-yaml",
+    "application/json",
+];
+
+/// Replace the bot's integrations file, as YAML or JSON. A rejected file changes nothing.
+///
+/// The body is the file itself: `Content-Type: application/yaml` (also `application/x-yaml`,
+/// `text/yaml`, `text/x-yaml`) for the YAML file, or `application/json` for the same list as
+/// JSON. Both are read by the same YAML parser, so a refused file's `details` give the line
+/// and column of each problem either way.
 #[utoipa::path(put, path = "/v1/bots/{bot_id}/integrations", tag = "bot", security(("bot_key" = [])),
-    params(("bot_id" = String, Path)),
-    request_body(content = String, content_type = "application/yaml"),
-    responses((status = 200, body = IntegrationList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(BotPath),
+    request_body(
+        description = "The integrations file (docs/integrations.md), as YAML or as JSON",
+        content(
+            (IntegrationsFile = "application/yaml",
+             example = json!([{"provider": "google", "scope": "email", "context": "user"}])),
+            (IntegrationsFile = "application/json",
+             example = json!([{"provider": "google", "scope": "email", "context": "user"}])))),
+    responses(
+        (status = 200, body = IntegrationList, description = "The accepted file, as stored"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong key"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such bot, or another bot's"),
+        (status = 413, body = ErrorBody, description = "`payload_too_large`: body over 64 KiB"),
+        (status = 415, body = ErrorBody, description = "`unsupported_media_type`: neither YAML nor JSON"),
+        (status = 422, body = ErrorBody,
+         description = "`invalid_integrations`: every problem in `details`, with its line and column")))]
 async fn put_integrations(
     State(s): State<AppState>,
     AuthedBot(bot): AuthedBot,
@@ -177,13 +427,15 @@ async fn put_integrations(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    if !matches!(
-        essence,
-        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml"
-    ) {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if !INTEGRATIONS_MEDIA_TYPES.contains(&essence.as_str()) {
         return Err(ApiError::UnsupportedMediaType {
-            expected: "application/yaml",
+            expected: "application/yaml or application/json",
         });
     }
     // The router's one body limit, which is the integrations file's own limit.
@@ -202,8 +454,11 @@ async fn put_integrations(
 
 /// The bot's integrations; bot-context entries say whether they are connected.
 #[utoipa::path(get, path = "/v1/bots/{bot_id}/integrations", tag = "bot", security(("bot_key" = [])),
-    params(("bot_id" = String, Path)),
-    responses((status = 200, body = IntegrationList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(BotPath),
+    responses(
+        (status = 200, body = IntegrationList, description = "The file, with connection state"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong key"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such bot, or another bot's")))]
 async fn get_integrations(
     State(s): State<AppState>,
     AuthedBot(bot): AuthedBot,
@@ -215,9 +470,18 @@ async fn get_integrations(
 
 /// `oauth_link(alias)`: a link that starts the flow, valid for 30 minutes.
 #[utoipa::path(post, path = "/v1/bots/{bot_id}/oauth-links", tag = "bot", security(("bot_key" = [])),
-    params(("bot_id" = String, Path)), request_body = CreateLink,
-    responses((status = 201, body = MintedLink), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(BotPath), request_body = CreateLink,
+    responses(
+        (status = 201, body = MintedLink, description = "The link to show that user"),
+        (status = 400, body = ErrorBody, description = "`malformed_json`: the body is not JSON"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong key"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such bot, or another bot's"),
+        (status = 409, body = ErrorBody,
+         description = "`provider_not_configured`: the alias's provider has no registered app"),
+        (status = 413, body = ErrorBody, description = "`payload_too_large`: body over 64 KiB"),
+        (status = 415, body = ErrorBody, description = "`unsupported_media_type`: not `application/json`"),
+        (status = 422, body = ErrorBody,
+         description = "`unknown_alias`, `user_id_required`, `user_id_not_allowed`, `invalid_value` or `invalid_body`")))]
 async fn create_oauth_link(
     State(s): State<AppState>,
     AuthedBot(bot): AuthedBot,
@@ -239,8 +503,11 @@ async fn create_oauth_link(
 /// A short-lived link to the connect page, where the bot builder connects bot-context
 /// integrations.
 #[utoipa::path(post, path = "/v1/bots/{bot_id}/connect-links", tag = "bot", security(("bot_key" = [])),
-    params(("bot_id" = String, Path)),
-    responses((status = 201, body = MintedLink), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(BotPath),
+    responses(
+        (status = 201, body = MintedLink, description = "The connect page's link, for the bot's builder"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong key"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such bot, or another bot's")))]
 async fn create_connect_link(
     State(s): State<AppState>,
     AuthedBot(bot): AuthedBot,
@@ -253,8 +520,11 @@ async fn create_connect_link(
 
 /// `bot.tokens`: alias → token id of the bot-context tokens.
 #[utoipa::path(get, path = "/v1/bots/{bot_id}/tokens", tag = "bot", security(("bot_key" = [])),
-    params(("bot_id" = String, Path)),
-    responses((status = 200, body = TokenMap), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(BotPath),
+    responses(
+        (status = 200, body = TokenMap, description = "alias → token id"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong key"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such bot, or another bot's")))]
 async fn bot_tokens(
     State(s): State<AppState>,
     AuthedBot(bot): AuthedBot,
@@ -264,14 +534,19 @@ async fn bot_tokens(
 
 /// `user.tokens`: alias → token id of one user's tokens.
 #[utoipa::path(get, path = "/v1/bots/{bot_id}/users/{user_id}/tokens", tag = "bot", security(("bot_key" = [])),
-    params(("bot_id" = String, Path), ("user_id" = String, Path, description = "percent-encoded")),
-    responses((status = 200, body = TokenMap), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(BotPath, UserPath),
+    responses(
+        (status = 200, body = TokenMap, description = "alias → token id; empty for a user without tokens"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong key"),
+        (status = 404, body = ErrorBody,
+         description = "`not_found`: no such bot, or another bot's, or a user id that breaks the rule")))]
 async fn user_tokens(
     State(s): State<AppState>,
     AuthedBot(bot): AuthedBot,
-    Path(path): Path<UserPath>,
+    user_path: Result<Path<UserPath>, PathRejection>,
 ) -> Result<Json<TokenMap>, ApiError> {
-    let user = UserId::parse(&path.user_id).map_err(|_| ApiError::NotFound("user"))?;
+    let user = UserId::parse(&path_value(user_path, |u| u.user_id))
+        .map_err(|_| ApiError::NotFound("user"))?;
     Ok(Json(token_map(
         s.tokens_of(&bot, &Owner::User(user)).await?,
     )))
@@ -279,51 +554,70 @@ async fn user_tokens(
 
 /// `get_token_info`: what the provider said about the user.
 #[utoipa::path(get, path = "/v1/bots/{bot_id}/tokens/{token_id}/info", tag = "bot", security(("bot_key" = [])),
-    params(("bot_id" = String, Path), ("token_id" = String, Path)),
-    responses((status = 200, body = UserInfo), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(BotPath, TokenPath),
+    responses(
+        (status = 200, body = UserInfo, description = "The user's profile; fields the provider did not give are null"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong key"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such bot or token, or another bot's")))]
 async fn token_info(
     State(s): State<AppState>,
     AuthedBot(bot): AuthedBot,
-    Path(path): Path<TokenPath>,
+    token: Result<Path<TokenPath>, PathRejection>,
 ) -> Result<Json<UserInfo>, ApiError> {
-    Ok(Json(s.token_info(&bot, &path.parse()?).await?))
+    Ok(Json(s.token_info(&bot, &token_id(token)?).await?))
 }
 
 /// `get_access_token`: a usable access token, refreshed first when it is due.
 #[utoipa::path(get, path = "/v1/bots/{bot_id}/tokens/{token_id}/access-token", tag = "bot", security(("bot_key" = [])),
-    params(("bot_id" = String, Path), ("token_id" = String, Path)),
-    responses((status = 200, body = AccessTokenView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 503, body = ErrorBody, description = "the provider is unavailable; see Retry-After")))]
+    params(BotPath, TokenPath),
+    responses(
+        (status = 200, body = AccessTokenView,
+         description = "`valid` with the token, or `expired` / `revoked` with `access_token: null`"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong key"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such bot or token, or another bot's"),
+        (status = 409, body = ErrorBody,
+         description = "`provider_not_configured`: the token's provider has no registered app"),
+        (status = 502, body = ErrorBody, description = "`provider_error`: the provider's refresh answer was unusable"),
+        (status = 503, body = ErrorBody,
+         description = "`provider_unavailable`: the provider is unavailable, or another caller is still refreshing; see Retry-After",
+         headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))))]
 async fn access_token(
     State(s): State<AppState>,
     AuthedBot(bot): AuthedBot,
-    Path(path): Path<TokenPath>,
+    token: Result<Path<TokenPath>, PathRejection>,
 ) -> Result<Json<AccessTokenView>, ApiError> {
-    Ok(Json(s.access_token(&bot, &path.parse()?).await?))
+    Ok(Json(s.access_token(&bot, &token_id(token)?).await?))
 }
 
 /// `get_full_token`: the whole token, shaped like `%Ueberauth.Auth{}`.
 #[utoipa::path(get, path = "/v1/bots/{bot_id}/tokens/{token_id}", tag = "bot", security(("bot_key" = [])),
-    params(("bot_id" = String, Path), ("token_id" = String, Path)),
-    responses((status = 200, body = FullToken), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(BotPath, TokenPath),
+    responses(
+        (status = 200, body = FullToken, description = "The token with its credentials, including the refresh token"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong key"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such bot or token, or another bot's")))]
 async fn full_token(
     State(s): State<AppState>,
     AuthedBot(bot): AuthedBot,
-    Path(path): Path<TokenPath>,
+    token: Result<Path<TokenPath>, PathRejection>,
 ) -> Result<Json<FullToken>, ApiError> {
-    Ok(Json(s.full_token(&bot, &path.parse()?).await?))
+    Ok(Json(s.full_token(&bot, &token_id(token)?).await?))
 }
 
 /// `delete_token`: removes the token and revokes it at the provider (best effort).
 #[utoipa::path(delete, path = "/v1/bots/{bot_id}/tokens/{token_id}", tag = "bot", security(("bot_key" = [])),
-    params(("bot_id" = String, Path), ("token_id" = String, Path)),
-    responses((status = 200, body = Deleted), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(BotPath, DeletedTokenPath),
+    responses(
+        (status = 200, body = Deleted,
+         description = "`deleted: false` when this bot has no such token, including a malformed id"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong key"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such bot, or another bot's")))]
 async fn delete_token(
     State(s): State<AppState>,
     AuthedBot(bot): AuthedBot,
-    Path(path): Path<TokenPath>,
+    token: Result<Path<DeletedTokenPath>, PathRejection>,
 ) -> Result<Json<Deleted>, ApiError> {
-    let deleted = match TokenId::parse(&path.token_id) {
+    let deleted = match TokenId::parse(&path_value(token, |t| t.token_id)) {
         Ok(id) => s.delete_token(&bot, &id).await?,
         Err(_) => false,
     };

@@ -37,6 +37,13 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("expected Content-Type {expected}")]
     UnsupportedMediaType { expected: &'static str },
+    /// A known path with a method it does not have; `Allow` lists the ones it has.
+    #[error("this path does not support the {method} method")]
+    MethodNotAllowed { method: String },
+    #[error("the request URI is longer than {limit} bytes")]
+    UriTooLong { limit: usize },
+    #[error("the request headers are larger than {limit} bytes")]
+    HeadersTooLarge { limit: usize },
     #[error("the provider is unavailable")]
     Unavailable { retry_after: u64 },
     #[error("the provider failed")]
@@ -61,7 +68,7 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
-    fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -70,6 +77,9 @@ impl ApiError {
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadGateway => StatusCode::BAD_GATEWAY,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -85,6 +95,9 @@ impl ApiError {
             | ApiError::Unprocessable { code, .. } => code,
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::UriTooLong { .. } => "uri_too_long",
+            ApiError::HeadersTooLarge { .. } => "headers_too_large",
             ApiError::Unavailable { .. } => "provider_unavailable",
             ApiError::BadGateway => "provider_error",
             ApiError::Internal => "internal_error",

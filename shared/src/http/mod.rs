@@ -61,9 +61,35 @@ impl utoipa::Modify for SecuritySchemes {
 
 /// The `/v1` routes and their OpenAPI document, from the same annotations.
 pub fn api_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(api::router())
-        .split_for_parts()
+        .split_for_parts();
+    write_only_fields(&mut doc);
+    (router, doc)
+}
+
+/// Request fields that are never serialized (the client secret), which utoipa leaves out of
+/// a schema, are put back: a request schema must list every field it accepts.
+fn write_only_fields(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+    use utoipa::openapi::RefOr;
+    let Some(RefOr::T(Schema::Object(input))) = doc
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut("ProviderAppInput"))
+    else {
+        return;
+    };
+    input
+        .properties
+        .entry("client_secret".to_owned())
+        .or_insert_with(|| {
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                .description(Some("Stored sealed; never returned."))
+                .write_only(Some(true))
+                .into()
+        });
 }
 
 /// The OpenAPI 3.1 document of `/v1`.
@@ -119,6 +145,7 @@ pub fn local_router(state: AppState) -> Router {
 
 fn finish(router: Router<AppState>, state: AppState) -> Router {
     router
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(
@@ -148,8 +175,14 @@ fn finish(router: Router<AppState>, state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Whether a path belongs to the JSON API, whose every error is an `ApiError`; other
+/// paths are answered with pages.
+fn is_api_path(path: &str) -> bool {
+    path.starts_with("/v1")
+}
+
 async fn not_found(req: Request) -> Response {
-    if req.uri().path().starts_with("/v1") {
+    if is_api_path(req.uri().path()) {
         error::ApiError::NotFound("route").into_response()
     } else {
         pages::page(
@@ -157,6 +190,31 @@ async fn not_found(req: Request) -> Response {
             "Not found",
             "<p>There is nothing here.</p>",
         )
+    }
+}
+
+/// A known path asked with a method it does not have. The router adds `Allow`.
+async fn method_not_allowed(req: Request) -> Response {
+    if is_api_path(req.uri().path()) {
+        error::ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+        }
+        .into_response()
+    } else {
+        pages::page(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            "<p>This page cannot be used that way.</p>",
+        )
+    }
+}
+
+/// A request refused before routing: the API's error body on `/v1`, a page elsewhere.
+fn refused(path: &str, error: error::ApiError, title: &str) -> Response {
+    if is_api_path(path) {
+        error.into_response()
+    } else {
+        pages::page(error.status(), title, "<p>The request was too large.</p>")
     }
 }
 
@@ -182,14 +240,21 @@ async fn request_context(mut req: Request, next: Next) -> Response {
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len())
         .sum();
+    let path = req.uri().path();
     let mut resp = if req.uri().to_string().len() > MAX_URI_LEN {
-        (StatusCode::URI_TOO_LONG, "URI too long").into_response()
-    } else if header_bytes > MAX_HEADERS_BYTES {
-        (
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers too large",
+        refused(
+            path,
+            error::ApiError::UriTooLong { limit: MAX_URI_LEN },
+            "Address too long",
         )
-            .into_response()
+    } else if header_bytes > MAX_HEADERS_BYTES {
+        refused(
+            path,
+            error::ApiError::HeadersTooLarge {
+                limit: MAX_HEADERS_BYTES,
+            },
+            "Request headers too large",
+        )
     } else {
         if let Ok(v) = HeaderValue::from_str(&id) {
             req.headers_mut().insert(REQUEST_ID_HEADER, v);

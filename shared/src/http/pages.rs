@@ -121,6 +121,23 @@ impl IntoResponse for FlowError {
                 "This sign-in took too long",
                 &format!("<p>Sign-ins must be completed within 10 minutes.</p>{ask_again}"),
             ),
+            FlowError::LinkUsed => page(
+                StatusCode::GONE,
+                "This link was already used",
+                &format!("<p>Another sign-in through the same link completed first.</p>{ask_again}"),
+            ),
+            FlowError::LinkOverused => page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "This link was opened too many times",
+                ask_again,
+            ),
+            FlowError::BrowserMismatch => page(
+                StatusCode::FORBIDDEN,
+                "Not connected",
+                "<p>This sign-in was started in another browser, so nothing was connected: \
+                 a link connects only the person who opened it.</p>\
+                 <p>Open the link from the chat in this browser and sign in again.</p>",
+            ),
             FlowError::Mismatch => page(
                 StatusCode::BAD_REQUEST,
                 "This sign-in cannot be completed",
@@ -147,6 +164,11 @@ impl IntoResponse for FlowError {
                 StatusCode::BAD_GATEWAY,
                 "Not connected",
                 &format!("<p>The service did not complete the sign-in.</p>{ask_again}"),
+            ),
+            FlowError::IdentityRejected => page(
+                StatusCode::BAD_GATEWAY,
+                "Not connected",
+                &format!("<p>The service's answer about who signed in could not be verified, so nothing was connected.</p>{ask_again}"),
             ),
             FlowError::Unavailable => page(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -2,9 +2,12 @@
 //! the connect page. Failures are [`FlowError`]s, which the HTTP layer shows as pages.
 
 use super::{Service, ServiceError};
-use crate::domain::events::EventKind;
+use crate::domain::events::{EventKind, FailureReason};
 use crate::domain::flow_secret;
-use crate::domain::ids::{new_state, sha256_hex, state_bot, Alias, BotId, LinkId, ProviderName};
+use crate::domain::ids::{
+    new_state, random_urlsafe, sha256_hex, state_bot, Alias, BotId, BrowserKey, LinkId,
+    ProviderName,
+};
 use crate::domain::integrations::{Context, Integration};
 use crate::domain::providers::{normalize_user_info, ProviderApp};
 use crate::domain::token::{Flow, Link, Owner, TokenRecord, TokenSecrets, TokenStatus};
@@ -16,6 +19,10 @@ use serde_json::Value;
 use url::Url;
 
 pub const FLOW_TTL_SECS: i64 = 10 * 60;
+
+/// How many flows one link may start. A person may open a link a few times (and a chat's
+/// link previewer fetch it), but a link requested in a loop stops writing flows here.
+pub const MAX_FLOWS_PER_LINK: i64 = 10;
 
 /// Why a browser's step of a flow could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -30,12 +37,20 @@ pub enum FlowError {
     ExpiredState,
     #[error("the callback does not belong to this sign-in")]
     Mismatch,
+    #[error("the sign-in was started in another browser")]
+    BrowserMismatch,
+    #[error("the link was opened too many times")]
+    LinkOverused,
+    #[error("the link was already used")]
+    LinkUsed,
     #[error("the request is missing a parameter")]
     BadRequest,
     #[error("the user or the provider declined ({code})")]
     Declined { code: String },
     #[error("the provider did not complete the sign-in")]
     ProviderFailed,
+    #[error("the provider's statement of who signed in could not be verified")]
+    IdentityRejected,
     #[error("the provider is unavailable")]
     Unavailable,
     #[error("the integration is not available")]
@@ -79,8 +94,9 @@ pub struct ConnectRow {
 }
 
 impl Service {
-    /// `GET /oauth/start/{link}`: records a flow and answers the provider's URL.
-    pub async fn start(&self, link_id: &LinkId) -> Result<Url, FlowError> {
+    /// `GET /oauth/start/{link}`: records a flow bound to `browser` and answers the
+    /// provider's URL.
+    pub async fn start(&self, link_id: &LinkId, browser: &BrowserKey) -> Result<Url, FlowError> {
         let link = self
             .store
             .link(link_id)
@@ -93,23 +109,40 @@ impl Service {
             .integration(&link.bot_id, &link.alias)
             .await?
             .ok_or(FlowError::NotConfigured)?;
-        self.begin_flow(&link, &integration).await
+        self.begin_flow(&link, &integration, browser).await
     }
 
     /// Stores a flow for `link` and answers where to send the browser.
-    async fn begin_flow(&self, link: &Link, integration: &Integration) -> Result<Url, FlowError> {
+    async fn begin_flow(
+        &self,
+        link: &Link,
+        integration: &Integration,
+        browser: &BrowserKey,
+    ) -> Result<Url, FlowError> {
         // The authorization request carries no secret: read the app without opening it.
-        let (app, _) = self
+        let (app, sealed) = self
             .store
             .provider(&integration.provider)
             .await?
             .ok_or(FlowError::NotConfigured)?;
+        let app = self
+            .ready(app, sealed.as_ref())
+            .await
+            .map_err(|e| match e {
+                ServiceError::ProviderUnavailable { .. } => FlowError::Unavailable,
+                other => FlowError::Internal(other),
+            })?;
         let state = SecretString::from(new_state(&link.bot_id));
         let redirect_uri = self.redirect_uri(&app.name);
         let scopes = app.scope_param(&integration.scope);
+        // OpenID Connect: a fresh nonce binds the ID token to this flow; only its hash is kept.
+        let nonce = scopes
+            .iter()
+            .any(|s| s == "openid")
+            .then(|| SecretString::from(random_urlsafe(32)));
         let auth = self
             .provider
-            .authorize(&app, &redirect_uri, &scopes, &state)
+            .authorize(&app, &redirect_uri, &scopes, &state, nonce.as_ref())
             .map_err(|e| FlowError::Internal(ServiceError::Provider(e)))?;
         let state_hash = sha256_hex(state.expose_secret());
         let sealed_verifier = match &auth.pkce_verifier {
@@ -122,18 +155,27 @@ impl Service {
         let now = self.clock.unix();
         let flow = Flow {
             state_hash,
-            link_id: link.link_id.clone(),
+            link_key: link.link_id.key(),
+            browser_hash: browser.hash(),
             bot_id: link.bot_id.clone(),
             alias: link.alias.clone(),
             provider: app.name.clone(),
             owner: link.owner.clone(),
             scopes,
+            nonce_hash: nonce.map(|n| sha256_hex(n.expose_secret())),
             sealed_verifier,
             redirect_uri,
             expires_at: now + FLOW_TTL_SECS,
             created_at: now,
         };
-        self.store.put_flow(&flow).await?;
+        if !self
+            .store
+            .start_flow(&link.link_id, &flow, MAX_FLOWS_PER_LINK)
+            .await?
+        {
+            tracing::warn!(bot_id = %link.bot_id, alias = %link.alias, "link opened too many times or spent meanwhile; no flow started");
+            return Err(FlowError::LinkOverused);
+        }
         tracing::info!(bot_id = %link.bot_id, alias = %link.alias, provider = %app.name, "oauth flow started");
         Ok(auth.url)
     }
@@ -144,19 +186,23 @@ impl Service {
         &self,
         provider: &str,
         params: CallbackParams,
+        browser: Option<&BrowserKey>,
     ) -> Result<Connected, FlowError> {
         let state = params.state.as_ref().ok_or(FlowError::BadRequest)?;
         let flow = self.take_flow(provider, state).await?;
+        if !browser.is_some_and(|b| b.matches(&flow.browser_hash)) {
+            tracing::warn!(bot_id = %flow.bot_id, alias = %flow.alias, "callback from another browser than the one that started the flow; refused before the code exchange");
+            self.emit_failed(&flow, FailureReason::BrowserMismatch)
+                .await;
+            return Err(FlowError::BrowserMismatch);
+        }
         let client = self
             .registered_app(&flow.provider)
             .await?
             .ok_or(FlowError::NotConfigured)?;
-        if let (Some(sent), Some(expected)) = (&params.iss, &client.app.issuer) {
-            if sent.trim_end_matches('/') != expected.trim_end_matches('/') {
-                tracing::warn!(bot_id = %flow.bot_id, provider = %flow.provider, "callback 'iss' does not match the provider's issuer");
-                return Err(FlowError::Mismatch);
-            }
-        }
+        check_iss(&client.app, params.iss.as_deref()).inspect_err(|_| {
+            tracing::warn!(bot_id = %flow.bot_id, provider = %flow.provider, "callback 'iss' is missing or not the provider's issuer");
+        })?;
         if let Some(code) = params.error {
             let code: String = code
                 .chars()
@@ -164,20 +210,20 @@ impl Service {
                 .take(64)
                 .collect();
             tracing::info!(bot_id = %flow.bot_id, alias = %flow.alias, error = %code, "provider reported an error");
-            self.emit(EventKind::OauthFailed, (&flow).into(), None)
-                .await;
+            self.emit_failed(&flow, FailureReason::Declined).await;
             return Err(FlowError::Declined { code });
         }
         let code = params.code.as_ref().ok_or(FlowError::BadRequest)?;
-        if self.store.link(&flow.link_id).await?.is_none() {
-            return Err(FlowError::ExpiredLink);
+        // The link is spent before the exchange: of two flows from one link, only one
+        // exchanges its code, so one link connects once.
+        if !self.store.spend_link(&flow.bot_id, &flow.link_key).await? {
+            return Err(FlowError::LinkUsed);
         }
         let granted = self.exchange(&flow, &client, code, state).await?;
-        let secrets = self.profile(&client.app, &flow, &granted).await;
+        let secrets = self.profile(&client, &flow, &granted).await?;
         let token_id = self
             .store_connected(&flow, &client.app, &granted, secrets)
             .await?;
-        self.store.delete_link(&flow.link_id).await?;
         tracing::info!(bot_id = %flow.bot_id, alias = %flow.alias, %token_id, "token stored");
         self.emit(EventKind::Token, (&flow).into(), Some(&token_id))
             .await;
@@ -231,7 +277,7 @@ impl Service {
             Ok(g) => Ok(g),
             Err(e) => {
                 tracing::warn!(bot_id = %flow.bot_id, alias = %flow.alias, error = %e, "code exchange failed");
-                self.emit(EventKind::OauthFailed, flow.into(), None).await;
+                self.emit_failed(flow, FailureReason::ExchangeFailed).await;
                 Err(match e {
                     ProviderError::Transient { .. } => FlowError::Unavailable,
                     _ => FlowError::ProviderFailed,
@@ -240,21 +286,39 @@ impl Service {
         }
     }
 
-    /// The secrets to seal: the grant, and what the provider says about the user.
-    async fn profile(&self, app: &ProviderApp, flow: &Flow, g: &GrantedToken) -> TokenSecrets {
-        let raw_info = match self.provider.user_info(app, &g.access_token).await {
-            Ok(v) => v.unwrap_or(Value::Null),
+    /// The secrets to seal: the grant, and what the provider says about the user. Claims
+    /// come only from an ID token that passed validation or from the user-info endpoint.
+    async fn profile(
+        &self,
+        client: &RegisteredApp,
+        flow: &Flow,
+        g: &GrantedToken,
+    ) -> Result<TokenSecrets, FlowError> {
+        let app = &client.app;
+        let claims = self.id_token_claims(client, flow, g).await?;
+        let user_info = match self.provider.user_info(app, &g.access_token).await {
+            Ok(v) => v,
             Err(e) => {
                 tracing::warn!(provider = %app.name, error = %e, "user info unavailable; storing the token without it");
-                Value::Null
+                None
             }
         };
-        let raw_info = match (&raw_info, g.other.get("id_token")) {
-            (Value::Null, Some(Value::String(jwt))) => id_token_claims(jwt).unwrap_or(Value::Null),
-            _ => raw_info,
+        // OpenID Connect Core 5.3.2: user info about another subject is not used.
+        let user_info = match (&claims, user_info) {
+            (Some(c), Some(u)) if u.get("sub") != c.get("sub") => {
+                tracing::warn!(provider = %app.name, "user info names another subject than the ID token; ignored");
+                None
+            }
+            (_, u) => u,
         };
+        let raw_info = merge_claims(claims.as_ref(), user_info);
         let (uid, info) = normalize_user_info(app.userinfo_style, &raw_info);
-        TokenSecrets {
+        // An OpenID Connect provider's user id is the validated `sub`.
+        let uid = claims
+            .as_ref()
+            .and_then(|c| c.get("sub")?.as_str().map(str::to_owned))
+            .or(uid);
+        Ok(TokenSecrets {
             access_token: g.access_token.expose_secret().to_owned(),
             refresh_token: g
                 .refresh_token
@@ -266,6 +330,39 @@ impl Service {
             uid,
             info,
             raw_info,
+        })
+    }
+
+    /// The claims of the grant's ID token, validated. `None` without an ID token, or from a
+    /// provider with no issuer to check it against (its claims are then not used). A token
+    /// that fails validation ends the flow: nothing is stored.
+    async fn id_token_claims(
+        &self,
+        client: &RegisteredApp,
+        flow: &Flow,
+        g: &GrantedToken,
+    ) -> Result<Option<Value>, FlowError> {
+        let Some(Value::String(jwt)) = g.other.get("id_token") else {
+            return Ok(None);
+        };
+        if client.app.issuer.is_none() {
+            return Ok(None);
+        }
+        match self
+            .provider
+            .verify_id_token(client, jwt, flow.nonce_hash.as_deref())
+            .await
+        {
+            Ok(claims) => Ok(Some(claims)),
+            Err(e) => {
+                tracing::warn!(bot_id = %flow.bot_id, alias = %flow.alias, error = %e, "ID token refused; nothing stored");
+                self.emit_failed(flow, FailureReason::IdentityRejected)
+                    .await;
+                Err(match e {
+                    ProviderError::Transient { .. } => FlowError::Unavailable,
+                    _ => FlowError::IdentityRejected,
+                })
+            }
         }
     }
 
@@ -277,11 +374,17 @@ impl Service {
         secrets: TokenSecrets,
     ) -> Result<crate::domain::ids::TokenId, ServiceError> {
         let now = self.clock.unix();
-        let mut token_id = self
+        let existing = self
             .store
             .token_id_for(&flow.bot_id, &flow.owner, &flow.alias)
-            .await?
-            .unwrap_or_else(crate::domain::ids::TokenId::generate);
+            .await?;
+        // A reconnect: the credentials it replaces, to revoke once the new ones are stored.
+        let replaced = match &existing {
+            Some(id) => self.store.token(&flow.bot_id, id).await?,
+            None => None,
+        };
+        let new_uid = secrets.uid.clone();
+        let mut token_id = existing.unwrap_or_else(crate::domain::ids::TokenId::generate);
         // Two flows for the same alias and owner may finish together: the loser connects onto
         // the winner's id, so the owner keeps one token id.
         for _ in 0..3 {
@@ -299,7 +402,12 @@ impl Service {
                 updated_at: now,
             };
             match self.store.save_connected(&record).await? {
-                SaveOutcome::Saved => return Ok(token_id),
+                SaveOutcome::Saved => {
+                    if let Some(old) = replaced.filter(|old| old.token_id == token_id) {
+                        self.revoke_replaced(&old, new_uid.as_deref()).await;
+                    }
+                    return Ok(token_id);
+                }
                 SaveOutcome::Taken(other) => token_id = other,
             }
         }
@@ -341,7 +449,12 @@ impl Service {
     }
 
     /// Starts a bot-context flow from the connect page; answers the provider's URL.
-    pub async fn connect_start(&self, session: &LinkId, alias: &Alias) -> Result<Url, FlowError> {
+    pub async fn connect_start(
+        &self,
+        session: &LinkId,
+        alias: &Alias,
+        browser: &BrowserKey,
+    ) -> Result<Url, FlowError> {
         let bot = self.connect_session(session).await?;
         let (link, integration) = self
             .mint_link(&bot, alias, None)
@@ -352,17 +465,32 @@ impl Service {
                 }
                 _ => FlowError::NotConfigured,
             })?;
-        self.begin_flow(&link, &integration).await
+        self.begin_flow(&link, &integration, browser).await
     }
 }
 
-/// The claims of an ID token received directly from the token endpoint over TLS, used only
-/// for display information when the provider has no user-info endpoint.
-fn id_token_claims(jwt: &str) -> Option<Value> {
-    use base64::Engine;
-    let payload = jwt.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
+/// RFC 9207: `iss`, when sent, is the provider's issuer exactly; when the provider's metadata
+/// says it always sends it, a callback without it is refused (it may come from another
+/// provider the user was sent to).
+fn check_iss(app: &ProviderApp, iss: Option<&str>) -> Result<(), FlowError> {
+    match (iss, &app.issuer) {
+        (Some(sent), Some(expected)) if sent != expected => Err(FlowError::Mismatch),
+        (None, Some(_)) if app.iss_parameter_supported => Err(FlowError::Mismatch),
+        _ => Ok(()),
+    }
+}
+
+/// What the token keeps as `raw_info`: the user-info answer over the validated ID token
+/// claims (the user-info endpoint says more, and both are about the same subject).
+fn merge_claims(claims: Option<&Value>, user_info: Option<Value>) -> Value {
+    match (claims, user_info) {
+        (Some(Value::Object(c)), Some(Value::Object(u))) => {
+            let mut merged = c.clone();
+            merged.extend(u);
+            Value::Object(merged)
+        }
+        (_, Some(u)) => u,
+        (Some(c), None) => c.clone(),
+        (None, None) => Value::Null,
+    }
 }

@@ -20,15 +20,16 @@ mod tokens;
 
 pub use auth::AuthError;
 pub use error::ServiceError;
-pub use flow::{CallbackParams, ConnectRow, Connected, FlowError};
+pub use flow::{CallbackParams, ConnectRow, Connected, FlowError, FLOW_TTL_SECS};
 pub use links::{IntegrationView, MintedLink};
 pub use operator::CreatedBot;
 pub use tokens::{AccessTokenView, CredentialsView, ExtraView, FullToken};
 
 use crate::config::AdminKeyHash;
-use crate::domain::events::{Event, EventKind};
+use crate::domain::events::{Event, EventKind, FailureReason};
 use crate::domain::ids::{Alias, BotId, ProviderName, TokenId};
 use crate::domain::integrations::Integration;
+use crate::domain::network::OutboundPolicy;
 use crate::domain::token::{Owner, TokenRecord, TokenSecrets};
 use crate::ports::{
     Clock, EventPublisher, ProviderClient, Purpose, RegisteredApp, SealContext, SealError, Sealer,
@@ -49,6 +50,8 @@ pub struct ServiceParts {
     pub provider: Arc<dyn ProviderClient>,
     pub public_url: Url,
     pub admin_key: AdminKeyHash,
+    /// Which provider URLs may be registered.
+    pub outbound: OutboundPolicy,
 }
 
 pub struct Service {
@@ -59,6 +62,7 @@ pub struct Service {
     provider: Arc<dyn ProviderClient>,
     public_url: Url,
     admin_key: AdminKeyHash,
+    outbound: OutboundPolicy,
     /// Bot keys checked recently: key hash -> (bot, when).
     key_cache: Mutex<HashMap<String, (BotId, Instant)>>,
 }
@@ -89,8 +93,14 @@ impl Service {
             provider: p.provider,
             public_url: p.public_url,
             admin_key: p.admin_key,
+            outbound: p.outbound,
             key_cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The service's public URL (`PUBLIC_URL`).
+    pub fn public_url(&self) -> &Url {
+        &self.public_url
     }
 
     fn url(&self, path: &str) -> String {
@@ -111,6 +121,7 @@ impl Service {
         let Some((app, sealed)) = self.store.provider(name).await? else {
             return Ok(None);
         };
+        let app = self.ready(app, sealed.as_ref()).await?;
         let secret = match sealed {
             Some(s) => {
                 let plain = self.sealer.open(&s, client_secret_ctx(name)).await?;
@@ -164,6 +175,25 @@ impl Service {
             token,
             self.clock.now(),
         );
+        self.publish(event).await;
+    }
+
+    /// `oauth_failed:<alias>` for a flow, saying why.
+    async fn emit_failed(&self, flow: &crate::domain::token::Flow, reason: FailureReason) {
+        let mut event = Event::new(
+            EventKind::OauthFailed,
+            &flow.bot_id,
+            &flow.alias,
+            &flow.provider,
+            &flow.owner,
+            None,
+            self.clock.now(),
+        );
+        event.detail.reason = Some(reason);
+        self.publish(event).await;
+    }
+
+    async fn publish(&self, event: Event) {
         if let Err(e) = self.events.publish(std::slice::from_ref(&event)).await {
             // The state change is committed; the event is reported, never dropped silently.
             tracing::error!(event_id = %event.detail.event_id, detail_type = %event.detail_type, error = %e, "event could not be published");

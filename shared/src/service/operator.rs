@@ -2,10 +2,15 @@
 
 use super::auth::new_bot_key;
 use super::{client_secret_ctx, Service, ServiceError};
+use crate::crypto::Sealed;
 use crate::domain::ids::{sha256_hex, BotId, ProviderName};
 use crate::domain::providers::{check_endpoint, ProviderApp, ProviderAppInput};
+use crate::ports::ProviderError;
 use secrecy::ExposeSecret;
 use serde::Serialize;
+
+const DISCOVERY_PENDING: &str =
+    "the issuer's discovery document could not be fetched; it is tried again when the app is first needed";
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedBot {
@@ -42,7 +47,9 @@ impl Service {
     }
 
     /// Registers or replaces a provider app; the same path serves the admin API and the
-    /// local server's providers file.
+    /// local server's providers file. An `issuer` whose discovery document cannot be fetched
+    /// right now does not refuse the app: it is stored as not ready, and discovery is tried
+    /// again when the app is first needed.
     pub async fn put_provider(
         &self,
         name: &ProviderName,
@@ -50,28 +57,72 @@ impl Service {
     ) -> Result<ProviderApp, ServiceError> {
         let discovery = match &input.issuer {
             Some(issuer) => {
-                let url = check_endpoint("issuer", issuer)?;
-                Some(
-                    self.provider
-                        .discover(&url)
-                        .await
-                        .map_err(ServiceError::DiscoveryFailed)?,
-                )
+                let url = check_endpoint("issuer", issuer, self.outbound)?;
+                match self.provider.discover(&url).await {
+                    Ok(d) => Some(d),
+                    Err(ProviderError::Transient { .. }) => {
+                        let app = ProviderApp::pending(name, &input, DISCOVERY_PENDING);
+                        tracing::warn!(provider = %name, "discovery unavailable; the app is stored as not ready");
+                        self.store_app(&app, &input).await?;
+                        return Ok(app);
+                    }
+                    Err(e) => return Err(ServiceError::DiscoveryFailed(e)),
+                }
             }
             None => None,
         };
-        let app = input.resolve(name, discovery.as_ref())?;
+        let app = input.resolve(name, discovery.as_ref(), self.outbound)?;
+        self.store_app(&app, &input).await?;
+        tracing::info!(provider = %name, custom = app.custom, "provider app registered");
+        Ok(app)
+    }
+
+    async fn store_app(
+        &self,
+        app: &ProviderApp,
+        input: &ProviderAppInput,
+    ) -> Result<(), ServiceError> {
         let sealed = match &input.client_secret {
             Some(secret) => Some(
                 self.sealer
-                    .seal(secret.expose_secret().as_bytes(), client_secret_ctx(name))
+                    .seal(
+                        secret.expose_secret().as_bytes(),
+                        client_secret_ctx(&app.name),
+                    )
                     .await?,
             ),
             None => None,
         };
-        self.store.put_provider(&app, sealed.as_ref()).await?;
-        tracing::info!(provider = %name, custom = app.custom, "provider app registered");
-        Ok(app)
+        Ok(self.store.put_provider(app, sealed.as_ref()).await?)
+    }
+
+    /// The app, resolved now if it was stored not ready; the resolved app is stored.
+    pub(super) async fn ready(
+        &self,
+        app: ProviderApp,
+        sealed: Option<&Sealed>,
+    ) -> Result<ProviderApp, ServiceError> {
+        let Some(registration) = app
+            .pending_registration
+            .clone()
+            .filter(|_| app.not_ready.is_some())
+        else {
+            return Ok(app);
+        };
+        let input: ProviderAppInput =
+            serde_json::from_value(registration).map_err(ServiceError::Decode)?;
+        let issuer = input.issuer.as_deref().unwrap_or_default();
+        let url = check_endpoint("issuer", issuer, self.outbound)?;
+        let discovery = self.provider.discover(&url).await.map_err(|e| match e {
+            ProviderError::Transient { .. } => ServiceError::ProviderUnavailable { retry_after: 5 },
+            other => ServiceError::DiscoveryFailed(other),
+        })?;
+        let mut resolved = input.resolve(&app.name, Some(&discovery), self.outbound)?;
+        // The stored registration never holds the secret; the app still has it.
+        resolved.has_client_secret = app.has_client_secret;
+        self.store.put_provider(&resolved, sealed).await?;
+        tracing::info!(provider = %app.name, "provider app ready after discovery");
+        Ok(resolved)
     }
 
     pub async fn providers(&self) -> Result<Vec<ProviderApp>, ServiceError> {

@@ -201,13 +201,39 @@ impl Service {
     }
 
     async fn revoke_at_provider(&self, record: &TokenRecord) {
-        let secrets = match self.open_secrets(record).await {
-            Ok(s) => s,
+        match self.open_secrets(record).await {
+            Ok(secrets) => self.revoke_secrets(record, &secrets).await,
             Err(e) => {
                 tracing::warn!(token_id = %record.token_id, error = %e, "deleted token could not be opened for revocation");
+            }
+        }
+    }
+
+    /// After a reconnect stored new credentials over `old`: revokes the old grant at the
+    /// provider (best effort) when it belonged to another account than `new_uid`. A grant of
+    /// the same account is left alone: Google, and OpenID providers that reuse the grant of a
+    /// signed-in user, keep one grant per user and client, so revoking the old refresh token
+    /// would revoke the new one with it.
+    pub(super) async fn revoke_replaced(&self, old: &TokenRecord, new_uid: Option<&str>) {
+        let secrets = match self.open_secrets(old).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(token_id = %old.token_id, error = %e, "replaced credentials could not be opened for revocation");
                 return;
             }
         };
+        match (secrets.uid.as_deref(), new_uid) {
+            (Some(before), Some(now)) if before != now => {
+                tracing::info!(token_id = %old.token_id, "reconnected with another account; revoking the replaced grant");
+                self.revoke_secrets(old, &secrets).await;
+            }
+            _ => {
+                tracing::info!(token_id = %old.token_id, "reconnected with the same (or an unknown) account; the provider's grant is shared, not revoked");
+            }
+        }
+    }
+
+    async fn revoke_secrets(&self, record: &TokenRecord, secrets: &TokenSecrets) {
         let client = match self.registered_app(&record.provider).await {
             Ok(Some(c)) => c,
             Ok(None) => return,

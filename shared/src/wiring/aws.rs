@@ -1,6 +1,6 @@
 //! The AWS backend: DynamoDB, KMS and EventBridge, each SDK client built once.
 
-use super::{assemble, outbound_client, provider_client, WiringError};
+use super::{assemble, provider_client, WiringError};
 use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::eventbridge::EventBridgePublisher;
 use crate::adapters::kms::KmsSealer;
@@ -60,6 +60,6 @@ pub async fn service(
         store,
         sealer,
         events,
-        provider_client(outbound_client()?),
+        provider_client(config.outbound)?,
     ))
 }

@@ -1,7 +1,7 @@
 //! The embedded backend: SQLite, a key file and `events.jsonl` (plus the optional webhook),
 //! all in one data directory.
 
-use super::{assemble, outbound_client, provider_client, WiringError};
+use super::{assemble, provider_client, webhook_client, WiringError};
 use crate::adapters::jsonl_events::{JsonlEvents, Webhook};
 use crate::adapters::local_key::LocalKeySealer;
 use crate::adapters::sqlite::SqliteStore;
@@ -51,13 +51,12 @@ impl Embedded {
 
 /// The service on the embedded backend in `data_dir`.
 pub fn service(data_dir: &Path, config: &Config) -> Result<Service, WiringError> {
-    let client = outbound_client()?;
-    let parts = Embedded::open(data_dir, config, &client)?;
+    let parts = Embedded::open(data_dir, config, &webhook_client()?)?;
     Ok(assemble(
         config,
         Arc::new(parts.store),
         parts.sealer,
         parts.events,
-        provider_client(client),
+        provider_client(config.outbound)?,
     ))
 }

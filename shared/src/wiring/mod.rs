@@ -7,6 +7,7 @@ pub mod embedded;
 
 use crate::adapters::oauth::{http_client, ProviderHttp};
 use crate::config::Config;
+use crate::domain::network::OutboundPolicy;
 use crate::ports::{EventPublisher, ProviderClient, Sealer, Store, SystemClock};
 use crate::service::{Service, ServiceParts};
 use std::sync::Arc;
@@ -27,14 +28,21 @@ pub enum WiringError {
     NoAws,
 }
 
-/// The provider client every backend uses: one HTTP client for all provider calls.
-pub fn provider_client(client: reqwest::Client) -> Arc<dyn ProviderClient> {
-    Arc::new(ProviderHttp::new(client))
+/// The provider client every backend uses: one HTTP client for all provider calls, held to
+/// the outbound policy.
+pub fn provider_client(policy: OutboundPolicy) -> Result<Arc<dyn ProviderClient>, WiringError> {
+    let client = http_client(policy).map_err(WiringError::Http)?;
+    Ok(Arc::new(ProviderHttp::new(client, policy)))
 }
 
-/// The HTTP client for providers and webhooks, built once.
-pub fn outbound_client() -> Result<reqwest::Client, WiringError> {
-    http_client().map_err(WiringError::Http)
+/// The HTTP client for the operator's own webhook, which may well live on a private network.
+pub fn webhook_client() -> Result<reqwest::Client, WiringError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(10))
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .map_err(WiringError::Http)
 }
 
 /// A service on the given adapters, with the system clock.
@@ -53,6 +61,7 @@ pub fn assemble(
         provider,
         public_url: config.public_url.clone(),
         admin_key: config.admin_key,
+        outbound: config.outbound,
     })
 }
 

@@ -4,9 +4,9 @@
 //! |---|---|---|
 //! | bot (key hash) | `BOT#{bot}` | `BOT` |
 //! | integrations file | `BOT#{bot}` | `INTEGRATIONS` |
-//! | link | `BOT#{bot}` | `LINK#{link id}` |
+//! | link | `BOT#{bot}` | `LINK#{sha256(link id)}` |
 //! | flow | `BOT#{bot}` | `FLOW#{sha256(state)}` |
-//! | connect-page session | `BOT#{bot}` | `CONNECT#{session id}` |
+//! | connect-page session | `BOT#{bot}` | `CONNECT#{sha256(session id)}` |
 //! | token | `BOT#{bot}` | `TOKEN#{token id}` |
 //! | owner index: one token per owner and alias | `BOT#{bot}` | `OWNER#{bot, or user:<base64url user id>}#{alias}` |
 //! | provider app (operator-wide) | `PROVIDERS` | `PROVIDER#{name}` |

@@ -1,31 +1,24 @@
-//! Links, flows and connect sessions.
+//! Links, flows and connect sessions, stored under the SHA-256 of their ids.
 
 use super::*;
 
-fn link_from(r: &Row<'_>) -> rusqlite::Result<Link> {
-    Ok(Link {
-        link_id: parse(LinkId::parse, &r.get::<_, String>(0)?, "link_id")?,
-        bot_id: parse(BotId::parse, &r.get::<_, String>(1)?, "bot_id")?,
-        alias: parse(Alias::parse, &r.get::<_, String>(2)?, "alias")?,
-        owner: owner_from(r.get(3)?)?,
-        expires_at: r.get(4)?,
-        created_at: r.get(5)?,
-    })
-}
+const FLOW_COLUMNS: &str = "state_hash, link_key, bot_id, alias, provider, user_id, sealed_verifier, redirect_uri, expires_at, created_at, scopes, nonce_hash, browser_hash";
 
 fn flow_from(r: &Row<'_>) -> rusqlite::Result<Flow> {
     Ok(Flow {
         state_hash: r.get(0)?,
-        link_id: parse(LinkId::parse, &r.get::<_, String>(1)?, "link_id")?,
+        link_key: r.get(1)?,
         bot_id: parse(BotId::parse, &r.get::<_, String>(2)?, "bot_id")?,
         alias: parse(Alias::parse, &r.get::<_, String>(3)?, "alias")?,
         provider: parse(ProviderName::parse, &r.get::<_, String>(4)?, "provider")?,
         owner: owner_from(r.get(5)?)?,
-        scopes: serde_json::from_str(&r.get::<_, String>(10)?).map_err(|_| corrupt("scopes"))?,
         sealed_verifier: r.get(6)?,
         redirect_uri: r.get(7)?,
         expires_at: r.get(8)?,
         created_at: r.get(9)?,
+        scopes: serde_json::from_str(&r.get::<_, String>(10)?).map_err(|_| corrupt("scopes"))?,
+        nonce_hash: r.get(11)?,
+        browser_hash: r.get(12)?,
     })
 }
 
@@ -37,8 +30,8 @@ impl FlowStore for SqliteStore {
             let tx = c.transaction()?;
             tx.execute("DELETE FROM links WHERE expires_at < ?1", [l.created_at])?;
             tx.execute(
-                "INSERT INTO links (link_id, bot_id, alias, user_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![l.link_id.as_str(), l.bot_id.as_str(), l.alias.as_str(), l.owner.user_id().map(UserId::as_str), l.expires_at, l.created_at],
+                "INSERT INTO links (link_key, bot_id, alias, user_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![l.link_id.key(), l.bot_id.as_str(), l.alias.as_str(), l.owner.user_id().map(UserId::as_str), l.expires_at, l.created_at],
             )?;
             tx.commit()
         })
@@ -46,41 +39,64 @@ impl FlowStore for SqliteStore {
     }
 
     async fn link(&self, id: &LinkId) -> Result<Option<Link>, StoreError> {
-        let id = id.to_string();
+        let id = id.clone();
         self.run(move |c| {
             c.query_row(
-                "SELECT link_id, bot_id, alias, user_id, expires_at, created_at FROM links WHERE link_id = ?1",
-                [id],
-                link_from,
+                "SELECT bot_id, alias, user_id, expires_at, created_at FROM links WHERE link_key = ?1",
+                [id.key()],
+                |r| {
+                    Ok(Link {
+                        link_id: id.clone(),
+                        bot_id: parse(BotId::parse, &r.get::<_, String>(0)?, "bot_id")?,
+                        alias: parse(Alias::parse, &r.get::<_, String>(1)?, "alias")?,
+                        owner: owner_from(r.get(2)?)?,
+                        expires_at: r.get(3)?,
+                        created_at: r.get(4)?,
+                    })
+                },
             )
             .optional()
         })
         .await
     }
 
-    async fn delete_link(&self, id: &LinkId) -> Result<(), StoreError> {
-        let id = id.to_string();
+    async fn spend_link(&self, bot: &BotId, link_key: &str) -> Result<bool, StoreError> {
+        let (bot, key) = (bot.to_string(), link_key.to_owned());
         self.run(move |c| {
-            c.execute("DELETE FROM links WHERE link_id = ?1", [id])
-                .map(|_| ())
+            c.execute(
+                "DELETE FROM links WHERE link_key = ?1 AND bot_id = ?2",
+                [key, bot],
+            )
+            .map(|n| n == 1)
         })
         .await
     }
 
-    async fn put_flow(&self, flow: &Flow) -> Result<(), StoreError> {
-        let f = flow.clone();
+    async fn start_flow(
+        &self,
+        link: &LinkId,
+        flow: &Flow,
+        max_flows: i64,
+    ) -> Result<bool, StoreError> {
+        let (key, f) = (link.key(), flow.clone());
         let scopes = serde_json::to_string(&f.scopes).map_err(unavailable)?;
         self.run(move |c| {
             let tx = c.transaction()?;
+            let counted = tx.execute(
+                "UPDATE links SET flows_started = flows_started + 1 WHERE link_key = ?1 AND flows_started < ?2",
+                params![key, max_flows],
+            )?;
+            if counted == 0 {
+                return Ok(false);
+            }
             tx.execute("DELETE FROM flows WHERE expires_at < ?1", [f.created_at])?;
             tx.execute(
-                "INSERT INTO flows (state_hash, link_id, bot_id, alias, provider, user_id, sealed_verifier, redirect_uri, expires_at, created_at, scopes)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![f.state_hash, f.link_id.as_str(), f.bot_id.as_str(), f.alias.as_str(), f.provider.as_str(),
+                &format!("INSERT INTO flows ({FLOW_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+                params![f.state_hash, f.link_key, f.bot_id.as_str(), f.alias.as_str(), f.provider.as_str(),
                         f.owner.user_id().map(UserId::as_str), f.sealed_verifier, f.redirect_uri, f.expires_at, f.created_at,
-                        scopes],
+                        scopes, f.nonce_hash, f.browser_hash],
             )?;
-            tx.commit()
+            tx.commit().map(|_| true)
         })
         .await
     }
@@ -89,8 +105,9 @@ impl FlowStore for SqliteStore {
         let (bot, h) = (bot.to_string(), state_hash.to_owned());
         self.run(move |c| {
             c.query_row(
-                "DELETE FROM flows WHERE state_hash = ?1 AND bot_id = ?2
-                 RETURNING state_hash, link_id, bot_id, alias, provider, user_id, sealed_verifier, redirect_uri, expires_at, created_at, scopes",
+                &format!(
+                    "DELETE FROM flows WHERE state_hash = ?1 AND bot_id = ?2 RETURNING {FLOW_COLUMNS}"
+                ),
                 [h, bot],
                 flow_from,
             )
@@ -103,8 +120,8 @@ impl FlowStore for SqliteStore {
         let s = s.clone();
         self.run(move |c| {
             c.execute(
-                "INSERT INTO connect_sessions (session_id, bot_id, expires_at) VALUES (?1, ?2, ?3)",
-                params![s.session_id.as_str(), s.bot_id.as_str(), s.expires_at],
+                "INSERT INTO connect_sessions (session_key, bot_id, expires_at) VALUES (?1, ?2, ?3)",
+                params![s.session_id.key(), s.bot_id.as_str(), s.expires_at],
             )
             .map(|_| ())
         })
@@ -112,16 +129,16 @@ impl FlowStore for SqliteStore {
     }
 
     async fn connect_session(&self, id: &LinkId) -> Result<Option<ConnectSession>, StoreError> {
-        let id = id.to_string();
+        let id = id.clone();
         self.run(move |c| {
             c.query_row(
-                "SELECT session_id, bot_id, expires_at FROM connect_sessions WHERE session_id = ?1",
-                [id],
+                "SELECT bot_id, expires_at FROM connect_sessions WHERE session_key = ?1",
+                [id.key()],
                 |r| {
                     Ok(ConnectSession {
-                        session_id: parse(LinkId::parse, &r.get::<_, String>(0)?, "session_id")?,
-                        bot_id: parse(BotId::parse, &r.get::<_, String>(1)?, "bot_id")?,
-                        expires_at: r.get(2)?,
+                        session_id: id.clone(),
+                        bot_id: parse(BotId::parse, &r.get::<_, String>(0)?, "bot_id")?,
+                        expires_at: r.get(1)?,
                     })
                 },
             )

@@ -96,6 +96,45 @@ CREATE TABLE tokens (
 -- The scopes a flow asked for, as a JSON array.
 ALTER TABLE flows ADD COLUMN scopes TEXT NOT NULL DEFAULT '[]';
 "#,
+    r#"
+-- Links, flows and connect sessions live minutes: they are recreated, keyed by the SHA-256
+-- of their ids, and the live ones are dropped. A link counts the flows it started; a flow
+-- keeps the hashes of its OpenID Connect nonce and of the browser key that started it.
+DROP TABLE links;
+DROP TABLE flows;
+DROP TABLE connect_sessions;
+CREATE TABLE links (
+    link_key      TEXT PRIMARY KEY,
+    bot_id        TEXT NOT NULL REFERENCES bots(bot_id),
+    alias         TEXT NOT NULL,
+    user_id       TEXT,
+    expires_at    INTEGER NOT NULL,
+    created_at    INTEGER NOT NULL,
+    flows_started INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX links_expiry ON links(expires_at);
+CREATE TABLE flows (
+    state_hash      TEXT PRIMARY KEY,
+    link_key        TEXT NOT NULL,
+    bot_id          TEXT NOT NULL REFERENCES bots(bot_id),
+    alias           TEXT NOT NULL,
+    provider        TEXT NOT NULL,
+    user_id         TEXT,
+    sealed_verifier TEXT,
+    redirect_uri    TEXT NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL,
+    scopes          TEXT NOT NULL,
+    nonce_hash      TEXT,
+    browser_hash    TEXT NOT NULL
+);
+CREATE INDEX flows_expiry ON flows(expires_at);
+CREATE TABLE connect_sessions (
+    session_key TEXT PRIMARY KEY,
+    bot_id      TEXT NOT NULL REFERENCES bots(bot_id),
+    expires_at  INTEGER NOT NULL
+);
+"#,
 ];
 
 #[derive(Clone)]

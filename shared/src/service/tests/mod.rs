@@ -6,7 +6,7 @@ use crate::adapters::jsonl_events::JsonlEvents;
 use crate::adapters::local_key::LocalKeySealer;
 use crate::adapters::sqlite::SqliteStore;
 use crate::crypto::Sealed;
-use crate::domain::ids::{LinkId, UserId};
+use crate::domain::ids::{BrowserKey, LinkId, UserId};
 use crate::domain::providers::{ProviderApp, ProviderAppInput, UserInfo};
 use crate::domain::token::{ConnectSession, Flow, Link, TokenStatus};
 use crate::ports::{BotStore, FlowStore, ProviderStore, SaveOutcome, StoreError, TokenStore};
@@ -79,11 +79,11 @@ impl FlowStore for CountingStore {
     async fn link(&self, i: &LinkId) -> Result<Option<Link>, StoreError> {
         counted!(self.link(i))
     }
-    async fn delete_link(&self, i: &LinkId) -> Result<(), StoreError> {
-        counted!(self.delete_link(i))
+    async fn spend_link(&self, b: &BotId, k: &str) -> Result<bool, StoreError> {
+        counted!(self.spend_link(b, k))
     }
-    async fn put_flow(&self, f: &Flow) -> Result<(), StoreError> {
-        counted!(self.put_flow(f))
+    async fn start_flow(&self, l: &LinkId, f: &Flow, max: i64) -> Result<bool, StoreError> {
+        counted!(self.start_flow(l, f, max))
     }
     async fn take_flow(&self, b: &BotId, h: &str) -> Result<Option<Flow>, StoreError> {
         counted!(self.take_flow(b, h))
@@ -173,8 +173,10 @@ struct Setup {
 
 /// A service whose provider calls go to a closed loopback port: any call fails.
 async fn setup() -> Setup {
-    let client = crate::wiring::outbound_client().unwrap();
-    setup_with(crate::wiring::provider_client(client)).await
+    let dev = crate::domain::network::OutboundPolicy {
+        allow_loopback: true,
+    };
+    setup_with(crate::wiring::provider_client(dev).unwrap()).await
 }
 
 async fn setup_with(provider: Arc<dyn ProviderClient>) -> Setup {
@@ -193,6 +195,9 @@ async fn setup_with(provider: Arc<dyn ProviderClient>) -> Setup {
             data_dir: dir.path().to_owned(),
         },
         webhook: None,
+        outbound: crate::domain::network::OutboundPolicy {
+            allow_loopback: true,
+        },
     };
     let service = crate::wiring::assemble(
         &config,

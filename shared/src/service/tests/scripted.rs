@@ -8,8 +8,18 @@ struct Scripted {
     /// Answers of the token endpoint, in order, for code exchanges and refreshes alike.
     token_answers: Mutex<std::collections::VecDeque<Result<GrantedToken, ProviderError>>>,
     user_info: Option<Value>,
+    /// User-info answers that come before `user_info`, one per call.
+    user_infos: Mutex<std::collections::VecDeque<Value>>,
     /// How long each refresh takes, to let concurrent callers pile up.
     refresh_delay: std::time::Duration,
+    /// What discovery answers for any issuer.
+    discovery: Option<crate::domain::providers::Discovery>,
+    /// Discovery answers "unavailable" while this is set.
+    discovery_down: std::sync::atomic::AtomicBool,
+    /// What ID token validation answers: the claims, or why the token is refused.
+    id_token: Option<Result<Value, String>>,
+    /// The nonce of the last authorization request.
+    nonce: Mutex<Option<String>>,
     calls: Mutex<Vec<String>>,
 }
 
@@ -58,9 +68,11 @@ impl ProviderClient for Scripted {
         redirect_uri: &str,
         scopes: &[String],
         state: &SecretString,
+        nonce: Option<&SecretString>,
     ) -> Result<crate::ports::Authorization, ProviderError> {
         use secrecy::ExposeSecret;
         self.calls.lock().unwrap().push("authorize".into());
+        *self.nonce.lock().unwrap() = nonce.map(|n| n.expose_secret().to_owned());
         let mut url = Url::parse("https://idp.example/authorize").unwrap();
         url.query_pairs_mut()
             .append_pair("state", state.expose_secret())
@@ -124,14 +136,38 @@ impl ProviderClient for Scripted {
         _: &SecretString,
     ) -> Result<Option<Value>, ProviderError> {
         self.calls.lock().unwrap().push("user_info".into());
-        Ok(self.user_info.clone())
+        let next = self.user_infos.lock().unwrap().pop_front();
+        Ok(next.or_else(|| self.user_info.clone()))
+    }
+
+    async fn verify_id_token(
+        &self,
+        _: &RegisteredApp,
+        id_token: &str,
+        nonce_hash: Option<&str>,
+    ) -> Result<Value, ProviderError> {
+        self.calls.lock().unwrap().push(format!(
+            "verify_id_token {id_token} nonce_hash={}",
+            nonce_hash.unwrap_or("-")
+        ));
+        match &self.id_token {
+            Some(Ok(claims)) => Ok(claims.clone()),
+            Some(Err(why)) => Err(ProviderError::IdToken(why.clone())),
+            None => Err(ProviderError::IdToken("nothing scripted".into())),
+        }
     }
 
     async fn discover(
         &self,
         _: &Url,
     ) -> Result<crate::domain::providers::Discovery, ProviderError> {
-        Err(ProviderError::Config("no discovery in these tests".into()))
+        self.calls.lock().unwrap().push("discover".into());
+        if self.discovery_down.load(SeqCst) {
+            return Err(ProviderError::Transient { retry_after: None });
+        }
+        self.discovery
+            .clone()
+            .ok_or_else(|| ProviderError::Config("no discovery scripted".into()))
     }
 }
 
@@ -150,8 +186,13 @@ fn detail_types(s: &Setup) -> Vec<String> {
         .collect()
 }
 
-/// Mints a link for user `u-1`, starts its flow and answers the flow's `state`.
-async fn started_flow(s: &Setup) -> SecretString {
+/// The browser the scripted tests' flows start and finish in.
+fn browser() -> BrowserKey {
+    BrowserKey::parse(&"b".repeat(43)).unwrap()
+}
+
+/// Mints a link for user `u-1`.
+async fn minted_link(s: &Setup) -> LinkId {
     let alias = Alias::parse("acme_idp").unwrap();
     let user = UserId::parse("u-1").unwrap();
     let link = s
@@ -159,14 +200,24 @@ async fn started_flow(s: &Setup) -> SecretString {
         .create_link(&s.bot, &alias, Some(user))
         .await
         .unwrap();
-    let link_id = LinkId::parse(link.url.rsplit('/').next().unwrap()).unwrap();
-    let url = s.service.start(&link_id).await.unwrap();
+    LinkId::parse(link.url.rsplit('/').next().unwrap()).unwrap()
+}
+
+/// Starts a flow from `link` in `browser()` and answers its `state`.
+async fn start_from(s: &Setup, link_id: &LinkId) -> SecretString {
+    let url = s.service.start(link_id, &browser()).await.unwrap();
     let state = url
         .query_pairs()
         .find(|(k, _)| k == "state")
         .map(|(_, v)| v.into_owned())
         .unwrap();
     SecretString::from(state)
+}
+
+/// Mints a link for user `u-1`, starts its flow and answers the flow's `state`.
+async fn started_flow(s: &Setup) -> SecretString {
+    let link_id = minted_link(s).await;
+    start_from(s, &link_id).await
 }
 
 fn callback_with(state: &SecretString, code: &str) -> CallbackParams {
@@ -193,7 +244,11 @@ async fn a_callback_exchanges_its_code_once_with_the_flows_verifier() {
 
     let done = s
         .service
-        .callback("acme_idp", callback_with(&state, "code-1"))
+        .callback(
+            "acme_idp",
+            callback_with(&state, "code-1"),
+            Some(&browser()),
+        )
         .await
         .unwrap();
     assert_eq!(done.alias.as_str(), "acme_idp");
@@ -220,7 +275,11 @@ async fn a_callback_exchanges_its_code_once_with_the_flows_verifier() {
     // The same callback again: the flow is spent, the provider is not asked again.
     let again = s
         .service
-        .callback("acme_idp", callback_with(&state, "code-1"))
+        .callback(
+            "acme_idp",
+            callback_with(&state, "code-1"),
+            Some(&browser()),
+        )
         .await;
     assert!(matches!(again, Err(FlowError::UnknownState)), "{again:?}");
     assert_eq!(provider.count("exchange_code"), 1);
@@ -235,7 +294,11 @@ async fn a_refused_code_stores_nothing_and_reports_the_failure() {
     let state = started_flow(&s).await;
     let result = s
         .service
-        .callback("acme_idp", callback_with(&state, "code-1"))
+        .callback(
+            "acme_idp",
+            callback_with(&state, "code-1"),
+            Some(&browser()),
+        )
         .await;
     assert!(
         matches!(result, Err(FlowError::ProviderFailed)),
@@ -255,7 +318,11 @@ async fn a_refused_code_stores_nothing_and_reports_the_failure() {
     let state = started_flow(&s).await;
     let result = s
         .service
-        .callback("other_idp", callback_with(&state, "code-2"))
+        .callback(
+            "other_idp",
+            callback_with(&state, "code-2"),
+            Some(&browser()),
+        )
         .await;
     assert!(matches!(result, Err(FlowError::Mismatch)), "{result:?}");
     assert_eq!(provider.count("exchange_code"), 1);
@@ -382,4 +449,388 @@ async fn twenty_callers_of_a_due_short_lived_token_share_one_refresh() {
     let view = s.service.access_token(&s.bot, &id).await.unwrap();
     assert_eq!(view.access_token.as_deref(), Some("at-8s"));
     assert_eq!(provider.count("refresh"), 1);
+}
+
+/// A provider registered by `issuer` whose metadata promises `iss` on every callback.
+async fn oidc_setup(provider: Arc<Scripted>) -> Setup {
+    let s = setup_with(provider).await;
+    let input: ProviderAppInput = serde_json::from_value(serde_json::json!({
+        "client_id": "c", "client_secret": "s", "issuer": "https://idp.example"
+    }))
+    .unwrap();
+    s.service
+        .put_provider(&ProviderName::parse("oidc_idp").unwrap(), input)
+        .await
+        .unwrap();
+    s.service
+        .put_integrations(
+            &s.bot,
+            "- provider: oidc_idp\n  alias: acme_idp\n  context: user\n",
+        )
+        .await
+        .unwrap();
+    s
+}
+
+fn idp_metadata() -> crate::domain::providers::Discovery {
+    serde_json::from_value(serde_json::json!({
+        "issuer": "https://idp.example",
+        "authorization_endpoint": "https://idp.example/auth",
+        "token_endpoint": "https://idp.example/token",
+        "authorization_response_iss_parameter_supported": true
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_callback_without_the_promised_iss_is_refused_before_the_exchange() {
+    let provider = Arc::new(
+        Scripted {
+            discovery: Some(idp_metadata()),
+            ..Default::default()
+        }
+        .answer(Ok(granted("at", Some("rt"), Some(3600)))),
+    );
+    let s = oidc_setup(provider.clone()).await;
+    for iss in [
+        None,
+        Some("https://idp.example/"),
+        Some("https://evil.example"),
+    ] {
+        let state = started_flow(&s).await;
+        let mut params = callback_with(&state, "code-1");
+        params.iss = iss.map(str::to_owned);
+        let result = s
+            .service
+            .callback("oidc_idp", params, Some(&browser()))
+            .await;
+        assert!(
+            matches!(result, Err(FlowError::Mismatch)),
+            "{iss:?}: {result:?}"
+        );
+    }
+    assert_eq!(provider.count("exchange_code"), 0);
+
+    let state = started_flow(&s).await;
+    let mut params = callback_with(&state, "code-1");
+    params.iss = Some("https://idp.example".into());
+    s.service
+        .callback("oidc_idp", params, Some(&browser()))
+        .await
+        .unwrap();
+    assert_eq!(provider.count("exchange_code"), 1);
+}
+
+fn with_id_token(mut g: GrantedToken, jwt: &str) -> GrantedToken {
+    g.other.insert("id_token".into(), Value::String(jwt.into()));
+    g
+}
+
+#[tokio::test]
+async fn validated_id_token_claims_name_the_user_and_keep_email_verified() {
+    let provider = Arc::new(
+        Scripted {
+            discovery: Some(idp_metadata()),
+            id_token: Some(Ok(serde_json::json!({
+                "iss": "https://idp.example", "sub": "user-7", "email": "ada@example.com",
+                "email_verified": true
+            }))),
+            user_info: Some(serde_json::json!({"sub": "user-7", "name": "Ada"})),
+            ..Default::default()
+        }
+        .answer(Ok(with_id_token(
+            granted("at", Some("rt"), Some(3600)),
+            "jwt-1",
+        ))),
+    );
+    let s = oidc_setup(provider.clone()).await;
+    let state = started_flow(&s).await;
+    let mut params = callback_with(&state, "code-1");
+    params.iss = Some("https://idp.example".into());
+    s.service
+        .callback("oidc_idp", params, Some(&browser()))
+        .await
+        .unwrap();
+
+    // The nonce sent with the authorization request is the one the token must carry.
+    let nonce = provider
+        .nonce
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("a nonce for openid");
+    let expected = format!(
+        "verify_id_token jwt-1 nonce_hash={}",
+        crate::domain::ids::sha256_hex(&nonce)
+    );
+    assert!(
+        provider.calls().contains(&expected),
+        "{:?}",
+        provider.calls()
+    );
+
+    let owner = Owner::User(UserId::parse("u-1").unwrap());
+    let tokens = s.service.tokens_of(&s.bot, &owner).await.unwrap();
+    let full = s
+        .service
+        .full_token(&s.bot, tokens.values().next().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(full.uid.as_deref(), Some("user-7"));
+    assert_eq!(full.info.email.as_deref(), Some("ada@example.com"));
+    assert_eq!(full.info.email_verified, Some(true));
+    assert_eq!(full.info.name.as_deref(), Some("Ada"));
+}
+
+#[tokio::test]
+async fn an_id_token_that_fails_validation_stores_nothing() {
+    let provider = Arc::new(
+        Scripted {
+            discovery: Some(idp_metadata()),
+            id_token: Some(Err("the nonce is not this sign-in's".into())),
+            user_info: Some(serde_json::json!({"sub": "user-7"})),
+            ..Default::default()
+        }
+        .answer(Ok(with_id_token(
+            granted("at", Some("rt"), Some(3600)),
+            "jwt-1",
+        ))),
+    );
+    let s = oidc_setup(provider.clone()).await;
+    let state = started_flow(&s).await;
+    let mut params = callback_with(&state, "code-1");
+    params.iss = Some("https://idp.example".into());
+    let result = s
+        .service
+        .callback("oidc_idp", params, Some(&browser()))
+        .await;
+    assert!(
+        matches!(result, Err(FlowError::IdentityRejected)),
+        "{result:?}"
+    );
+    let owner = Owner::User(UserId::parse("u-1").unwrap());
+    assert!(s
+        .service
+        .tokens_of(&s.bot, &owner)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(detail_types(&s), vec!["oauth_failed:acme_idp"]);
+    assert_eq!(provider.count("user_info"), 0);
+}
+
+#[tokio::test]
+async fn unverifiable_id_token_claims_are_not_used() {
+    // A provider registered by endpoints has no issuer to check an ID token against.
+    let provider = Arc::new(Scripted::default().answer(Ok(with_id_token(
+        granted("at", Some("rt"), Some(3600)),
+        "jwt-1",
+    ))));
+    let s = setup_with(provider.clone()).await;
+    let state = started_flow(&s).await;
+    s.service
+        .callback(
+            "acme_idp",
+            callback_with(&state, "code-1"),
+            Some(&browser()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(provider.count("verify_id_token"), 0);
+    assert!(
+        provider.nonce.lock().unwrap().is_none(),
+        "no openid, no nonce"
+    );
+    let owner = Owner::User(UserId::parse("u-1").unwrap());
+    let tokens = s.service.tokens_of(&s.bot, &owner).await.unwrap();
+    let full = s
+        .service
+        .full_token(&s.bot, tokens.values().next().unwrap())
+        .await
+        .unwrap();
+    assert_eq!((full.uid, full.info.email_verified), (None, None));
+}
+
+#[tokio::test]
+async fn a_provider_down_at_registration_is_discovered_when_first_needed() {
+    let provider = Arc::new(Scripted {
+        discovery: Some(idp_metadata()),
+        discovery_down: true.into(),
+        ..Default::default()
+    });
+    let s = oidc_setup(provider.clone()).await;
+    let listed = s.service.providers().await.unwrap();
+    let app = listed
+        .iter()
+        .find(|a| a.name.as_str() == "oidc_idp")
+        .unwrap();
+    assert!(
+        app.not_ready.as_deref().unwrap().contains("discovery"),
+        "{app:?}"
+    );
+    assert!(app.has_client_secret);
+
+    // Still down when a user starts: the start page says so, nothing is stored.
+    let alias = Alias::parse("acme_idp").unwrap();
+    let user = UserId::parse("u-1").unwrap();
+    let link = s
+        .service
+        .create_link(&s.bot, &alias, Some(user))
+        .await
+        .unwrap();
+    let link_id = LinkId::parse(link.url.rsplit('/').next().unwrap()).unwrap();
+    let started = s.service.start(&link_id, &browser()).await;
+    assert!(
+        matches!(started, Err(FlowError::Unavailable)),
+        "{started:?}"
+    );
+
+    // The provider is back: the next start discovers it, and the app is ready from then on.
+    provider.discovery_down.store(false, SeqCst);
+    let url = s.service.start(&link_id, &browser()).await.unwrap();
+    assert!(url.as_str().starts_with("https://idp.example/authorize"));
+    let listed = s.service.providers().await.unwrap();
+    let app = listed
+        .iter()
+        .find(|a| a.name.as_str() == "oidc_idp")
+        .unwrap();
+    assert_eq!(app.not_ready, None);
+    assert_eq!(app.token_url, "https://idp.example/token");
+    assert!(app.has_client_secret);
+    let discoveries = provider.count("discover");
+    s.service.start(&link_id, &browser()).await.unwrap();
+    assert_eq!(provider.count("discover"), discoveries, "discovered once");
+}
+
+/// A reconnect stores the new grant over the old one; the old grant is revoked only when it
+/// belonged to another account, since a provider that keeps one grant per user and client
+/// would revoke the new grant with the old refresh token.
+#[tokio::test]
+async fn a_reconnect_revokes_the_replaced_grant_only_when_the_account_changed() {
+    let provider = Arc::new(
+        Scripted {
+            user_infos: Mutex::new(
+                [
+                    serde_json::json!({"sub": "idp-1"}),
+                    serde_json::json!({"sub": "idp-1"}),
+                    serde_json::json!({"sub": "idp-2"}),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        }
+        .answer(Ok(granted("at-1", Some("rt-1"), Some(3600))))
+        .answer(Ok(granted("at-2", Some("rt-2"), Some(3600))))
+        .answer(Ok(granted("at-3", Some("rt-3"), Some(3600)))),
+    );
+    let s = setup_with(provider.clone()).await;
+    let owner = Owner::User(UserId::parse("u-1").unwrap());
+    let mut ids = Vec::new();
+    for code in ["code-1", "code-2", "code-3"] {
+        let state = started_flow(&s).await;
+        s.service
+            .callback("acme_idp", callback_with(&state, code), Some(&browser()))
+            .await
+            .unwrap();
+        let tokens = s.service.tokens_of(&s.bot, &owner).await.unwrap();
+        ids.push(
+            tokens
+                .get(&Alias::parse("acme_idp").unwrap())
+                .unwrap()
+                .clone(),
+        );
+    }
+    // One token id throughout; the same account kept its grant, the other account's
+    // reconnect revoked the grant it replaced, after storing its own.
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    let revocations: Vec<String> = provider
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("revoke"))
+        .collect();
+    assert_eq!(revocations, vec!["revoke rt-2"]);
+    let full = s.service.full_token(&s.bot, &ids[0]).await.unwrap();
+    assert_eq!(full.credentials.refresh_token.as_deref(), Some("rt-3"));
+    assert_eq!(full.uid.as_deref(), Some("idp-2"));
+}
+
+#[tokio::test]
+async fn a_callback_from_another_browser_is_refused_before_the_exchange() {
+    let provider = Arc::new(Scripted::default().answer(Ok(granted("at-1", Some("rt-1"), None))));
+    let s = setup_with(provider.clone()).await;
+    let other = BrowserKey::generate();
+    for key in [Some(&other), None] {
+        let state = started_flow(&s).await;
+        let result = s
+            .service
+            .callback("acme_idp", callback_with(&state, "code-1"), key)
+            .await;
+        assert!(
+            matches!(result, Err(FlowError::BrowserMismatch)),
+            "{result:?}"
+        );
+        // The flow is gone: the same state from the right browser does not get through.
+        let again = s
+            .service
+            .callback(
+                "acme_idp",
+                callback_with(&state, "code-1"),
+                Some(&browser()),
+            )
+            .await;
+        assert!(matches!(again, Err(FlowError::UnknownState)), "{again:?}");
+    }
+    assert_eq!(provider.count("exchange_code"), 0);
+    let failures = events(&s);
+    assert_eq!(failures.len(), 2);
+    for e in &failures {
+        assert_eq!(e["detail-type"], "oauth_failed:acme_idp");
+        assert_eq!(e["detail"]["reason"], "browser_mismatch");
+    }
+}
+
+#[tokio::test]
+async fn two_flows_from_one_link_connect_once() {
+    let provider = Arc::new(
+        Scripted::default()
+            .answer(Ok(granted("at-1", Some("rt-1"), None)))
+            .answer(Ok(granted("at-2", Some("rt-2"), None))),
+    );
+    let s = setup_with(provider.clone()).await;
+    let link = minted_link(&s).await;
+    let first = start_from(&s, &link).await;
+    let second = start_from(&s, &link).await;
+    s.service
+        .callback(
+            "acme_idp",
+            callback_with(&second, "code-2"),
+            Some(&browser()),
+        )
+        .await
+        .unwrap();
+    let late = s
+        .service
+        .callback(
+            "acme_idp",
+            callback_with(&first, "code-1"),
+            Some(&browser()),
+        )
+        .await;
+    assert!(matches!(late, Err(FlowError::LinkUsed)), "{late:?}");
+    assert_eq!(provider.count("exchange_code"), 1);
+    assert_eq!(detail_types(&s), vec!["token:acme_idp"]);
+    // A spent link starts nothing.
+    let again = s.service.start(&link, &browser()).await;
+    assert!(matches!(again, Err(FlowError::UnknownLink)), "{again:?}");
+}
+
+#[tokio::test]
+async fn a_link_starts_a_bounded_number_of_flows() {
+    let s = setup_with(Arc::new(Scripted::default())).await;
+    let link = minted_link(&s).await;
+    for _ in 0..crate::service::flow::MAX_FLOWS_PER_LINK {
+        start_from(&s, &link).await;
+    }
+    let more = s.service.start(&link, &BrowserKey::generate()).await;
+    assert!(matches!(more, Err(FlowError::LinkOverused)), "{more:?}");
 }

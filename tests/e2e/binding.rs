@@ -1,0 +1,110 @@
+//! A sign-in link connects only the person who opened it: the browser that started a flow
+//! must be the one that finishes it, one link connects once, and a link previewer's fetch
+//! spends nothing.
+
+use e2e::{browser_client, location, World};
+use reqwest::Method;
+
+/// The provider's redirect back for a flow started from `link` in `starter`, not visited.
+async fn started_in(starter: &reqwest::Client, link: &str) -> anyhow::Result<String> {
+    let to_provider = location(starter.get(link).send().await?)?;
+    location(e2e::client().get(&to_provider).send().await?)
+}
+
+pub async fn a_flow_finishes_only_in_the_browser_that_started_it(w: World) -> anyhow::Result<()> {
+    let link = w.mint_link("demo", Some("u-1")).await?;
+    // Started in one browser; the provider's answer reaches another (another cookie jar),
+    // then one with no cookie at all.
+    let callback = started_in(&browser_client(), &link).await?;
+    let resp = w.http.get(&callback).send().await?;
+    assert_eq!(resp.status(), 403);
+    assert!(resp.text().await?.contains("started in another browser"));
+    let callback = started_in(&browser_client(), &link).await?;
+    let resp = e2e::client().get(&callback).send().await?;
+    assert_eq!(resp.status(), 403);
+
+    // No code was exchanged, nothing stored, and the bot heard why.
+    assert!(w.provider.token_requests("authorization_code").is_empty());
+    let (_, tokens) = w.bot_json(Method::GET, "/users/u-1/tokens").await?;
+    assert_eq!(tokens["tokens"], serde_json::json!({}));
+    let failed = w.events_of("oauth_failed:demo").await?;
+    assert_eq!(failed.len(), 2);
+    assert!(failed
+        .iter()
+        .all(|e| e["detail"]["reason"] == "browser_mismatch"));
+
+    // The link is not spent by those: its owner, in one browser, connects.
+    w.connect_link(&link, "demo").await?;
+    assert_eq!(w.provider.token_requests("authorization_code").len(), 1);
+    Ok(())
+}
+
+pub async fn two_flows_from_one_link_connect_once(w: World) -> anyhow::Result<()> {
+    let link = w.mint_link("demo", Some("u-1")).await?;
+    // A link previewer fetches the link first: a flow it never finishes, nothing spent.
+    let previewer = browser_client();
+    let preview = previewer.get(&link).send().await?;
+    assert_eq!(preview.status(), 302);
+
+    // The person opens the link twice (two tabs) and both come back.
+    let first = w.authorize(&link).await?;
+    let second = w.authorize(&link).await?;
+    let (a, b) = tokio::join!(w.http.get(&first).send(), w.http.get(&second).send());
+    let mut statuses = [a?.status().as_u16(), b?.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 410]);
+    assert_eq!(w.provider.token_requests("authorization_code").len(), 1);
+    assert_eq!(w.events_of("token:demo").await?.len(), 1);
+    let (_, tokens) = w.bot_json(Method::GET, "/users/u-1/tokens").await?;
+    assert!(tokens["tokens"]["demo"].is_string(), "{tokens}");
+
+    // The spent link starts nothing more.
+    assert_eq!(w.http.get(&link).send().await?.status(), 404);
+    Ok(())
+}
+
+pub async fn a_link_requested_in_a_loop_stops_starting_flows(w: World) -> anyhow::Result<()> {
+    let link = w.mint_link("demo", Some("u-1")).await?;
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(e2e::client().get(&link).send().await?.status().as_u16());
+    }
+    assert_eq!(statuses[..10], [302; 10]);
+    assert_eq!(statuses[10..], [429, 429]);
+    Ok(())
+}
+
+pub async fn the_connect_form_accepts_only_its_own_page(w: World) -> anyhow::Result<()> {
+    let (_, minted) = w.bot_json(Method::POST, "/connect-links").await?;
+    let url = minted["url"].as_str().unwrap_or_default().to_owned();
+    let post = |headers: &'static [(&'static str, &'static str)]| {
+        let mut req = w.http.post(format!("{url}/demo_bot"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send()
+    };
+    for cross in [
+        &[("sec-fetch-site", "cross-site")][..],
+        &[("sec-fetch-site", "same-site")][..],
+        &[("origin", "https://evil.example")][..],
+        &[("origin", "null")][..],
+        &[
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "https://evil.example"),
+        ][..],
+    ] {
+        let resp = post(cross).await?;
+        assert_eq!(resp.status(), 403, "{cross:?}");
+    }
+    let origin = url::Url::parse(&url)?.origin().ascii_serialization();
+    let resp = w
+        .http
+        .post(format!("{url}/demo_bot"))
+        .header("sec-fetch-site", "same-origin")
+        .header("origin", origin)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 303);
+    Ok(())
+}
