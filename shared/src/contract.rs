@@ -75,6 +75,7 @@ pub async fn store_bots_and_integrations(store: Arc<dyn Store>) {
         provider: ProviderName::parse("google").unwrap_or_else(|e| unreachable!("{e}")),
         scope: vec!["email".into()],
         context: Context::User,
+        confirm: crate::domain::integrations::Confirm::Code,
     }];
     store.put_integrations(&b, &list).await.unwrap();
     assert_eq!(store.integrations(&b).await.unwrap(), list);
@@ -138,6 +139,7 @@ pub async fn store_links_and_flows(store: Arc<dyn Store>) {
         scopes: vec!["email".into(), "profile".into()],
         nonce_hash: Some(crate::domain::ids::sha256_hex("nonce-1")),
         browser_hash: crate::domain::ids::sha256_hex("browser-1"),
+        confirm: crate::domain::integrations::Confirm::Code,
         sealed_verifier: Some(Sealed::from_stored("sealed".into())),
         redirect_uri: "https://svc.example/oauth/callback/google".into(),
         expires_at: 1_600,
@@ -203,6 +205,84 @@ pub async fn store_links_and_flows(store: Arc<dyn Store>) {
     assert_eq!(store.link(&link.link_id).await.unwrap(), None);
     // A spent link starts no flow.
     assert!(!store.start_flow(&link.link_id, &flow(4), 3).await.unwrap());
+}
+
+pub async fn store_pending_connections(store: Arc<dyn Store>) {
+    use crate::domain::token::PendingConnection;
+    let b = fresh_bot("pending");
+    assert!(store.create_bot(&b, "h", 1).await.unwrap());
+    let ada = crate::domain::ids::UserId::parse("ada@example.com / 1").unwrap();
+    let grace = crate::domain::ids::UserId::parse("grace").unwrap();
+    let pending = |user: &crate::domain::ids::UserId, id: &str, at: i64| PendingConnection {
+        pending_id: id.to_owned(),
+        bot_id: b.clone(),
+        user_id: user.clone(),
+        alias: alias("cal"),
+        provider: ProviderName::parse("google").unwrap_or_else(|e| unreachable!("{e}")),
+        code_hash: crate::domain::ids::sha256_hex(id),
+        attempts: 0,
+        sealed: Sealed::from_stored(format!("sealed-{id}")),
+        token_expires_at: Some(at + 3600),
+        expires_at: at + 600,
+        created_at: at,
+    };
+    let (a1, a2, g1) = (
+        pending(&ada, "p-1", 1_000),
+        pending(&ada, "p-2", 1_001),
+        pending(&grace, "p-3", 1_002),
+    );
+    for p in [&a1, &a2, &g1] {
+        store.put_pending(p).await.unwrap();
+    }
+    let mut of_ada = store.pendings_of(&b, &ada).await.unwrap();
+    of_ada.sort_by(|x, y| x.pending_id.cmp(&y.pending_id));
+    assert_eq!(of_ada, vec![a1.clone(), a2.clone()]);
+    assert_eq!(
+        store.pendings_of(&b, &grace).await.unwrap(),
+        vec![g1.clone()]
+    );
+    let stranger = fresh_bot("stranger");
+    assert!(store.pendings_of(&stranger, &ada).await.unwrap().is_empty());
+
+    // Wrong codes are counted one by one, also when counted at once.
+    let counters = (0..5).map(|_| {
+        let store = Arc::clone(&store);
+        let (b, u) = (b.clone(), ada.clone());
+        tokio::spawn(async move { store.count_wrong_code(&b, &u, "p-1").await.unwrap() })
+    });
+    let mut seen = Vec::new();
+    for c in counters {
+        seen.push(c.await.unwrap().unwrap());
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, vec![1, 2, 3, 4, 5]);
+    assert_eq!(
+        store.count_wrong_code(&b, &ada, "nope").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .count_wrong_code(&stranger, &ada, "p-1")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Taken once, by one of racing callers, and only under its bot and user.
+    assert_eq!(store.take_pending(&b, &grace, "p-1").await.unwrap(), None);
+    let takers = (0..5).map(|_| {
+        let store = Arc::clone(&store);
+        let (b, u) = (b.clone(), ada.clone());
+        tokio::spawn(async move { store.take_pending(&b, &u, "p-1").await.unwrap() })
+    });
+    let mut won = Vec::new();
+    for t in takers {
+        won.extend(t.await.unwrap());
+    }
+    assert_eq!(won.len(), 1);
+    assert_eq!(won[0].attempts, 5);
+    assert_eq!(store.pendings_of(&b, &ada).await.unwrap(), vec![a2]);
+    assert_eq!(store.count_wrong_code(&b, &ada, "p-1").await.unwrap(), None);
 }
 
 pub async fn store_tokens_are_isolated_per_bot_and_owner(store: Arc<dyn Store>) {
@@ -506,6 +586,7 @@ macro_rules! store_contract_tests {
             links_and_flows => store_links_and_flows,
             tokens_are_isolated => store_tokens_are_isolated_per_bot_and_owner,
             refresh_lease => store_refresh_lease_and_fenced_commit,
+            pending_connections => store_pending_connections,
         );
     };
 }

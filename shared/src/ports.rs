@@ -4,10 +4,10 @@
 
 use crate::crypto::{CryptoError, Sealed};
 use crate::domain::events::Event;
-use crate::domain::ids::{Alias, BotId, LinkId, ProviderName, TokenId};
+use crate::domain::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
 use crate::domain::integrations::Integration;
 use crate::domain::providers::{Discovery, ProviderApp};
-use crate::domain::token::{ConnectSession, Flow, Link, Owner, TokenRecord};
+use crate::domain::token::{ConnectSession, Flow, Link, Owner, PendingConnection, TokenRecord};
 use async_trait::async_trait;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
@@ -78,6 +78,27 @@ pub trait FlowStore: Send + Sync {
     /// even when two callbacks race (security item 1).
     async fn take_flow(&self, bot: &BotId, state_hash: &str) -> Result<Option<Flow>, StoreError>;
     async fn put_connect_session(&self, session: &ConnectSession) -> Result<(), StoreError>;
+    /// Sign-ins waiting for their chat user's confirmation code.
+    async fn put_pending(&self, pending: &PendingConnection) -> Result<(), StoreError>;
+    async fn pendings_of(
+        &self,
+        bot: &BotId,
+        user: &UserId,
+    ) -> Result<Vec<PendingConnection>, StoreError>;
+    /// Removes and returns one; `None` when another caller took it first.
+    async fn take_pending(
+        &self,
+        bot: &BotId,
+        user: &UserId,
+        pending_id: &str,
+    ) -> Result<Option<PendingConnection>, StoreError>;
+    /// Counts a wrong code against one; answers the new count, `None` when it is gone.
+    async fn count_wrong_code(
+        &self,
+        bot: &BotId,
+        user: &UserId,
+        pending_id: &str,
+    ) -> Result<Option<i64>, StoreError>;
     async fn connect_session(&self, id: &LinkId) -> Result<Option<ConnectSession>, StoreError>;
 }
 

@@ -108,3 +108,99 @@ pub async fn the_connect_form_accepts_only_its_own_page(w: World) -> anyhow::Res
     assert_eq!(resp.status(), 303);
     Ok(())
 }
+
+/// An integrations file whose user-context `demo` is confirmed by code.
+const CONFIRM_BY_CODE: &str = "\
+- provider: demo
+  context: user
+  confirm: code
+- provider: demo
+  alias: demo_bot
+  context: bot
+";
+
+/// Signs in through a new link for `user` and answers the code the page shows.
+async fn sign_in_for_code(w: &World, user: &str) -> anyhow::Result<String> {
+    let link = w.mint_link("demo", Some(user)).await?;
+    let callback = w.authorize(&link).await?;
+    let page = w.http.get(&callback).send().await?;
+    anyhow::ensure!(page.status() == 200, "callback answered {}", page.status());
+    let html = page.text().await?;
+    anyhow::ensure!(html.contains("type this code in the chat"), "{html}");
+    let code = html
+        .split("<strong>")
+        .nth(1)
+        .and_then(|rest| rest.split("</strong>").next())
+        .unwrap_or_default()
+        .to_owned();
+    anyhow::ensure!(
+        code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
+        "no code on the page: {html}"
+    );
+    Ok(code)
+}
+
+async fn confirm(w: &World, user: &str, code: &str) -> anyhow::Result<(u16, serde_json::Value)> {
+    w.bot_json_with(
+        Method::POST,
+        &format!("/users/{user}/confirmations"),
+        serde_json::json!({ "code": code }),
+    )
+    .await
+}
+
+pub async fn a_sign_in_confirmed_by_code_is_stored_once_the_chat_sends_it(
+    w: World,
+) -> anyhow::Result<()> {
+    let put = w
+        .bot(Method::PUT, "/integrations")
+        .header("content-type", "application/yaml")
+        .body(CONFIRM_BY_CODE)
+        .send()
+        .await?;
+    assert_eq!(put.status(), 200, "{}", put.text().await?);
+    let wrong = |code: &str| if code == "000000" { "000001" } else { "000000" }.to_owned();
+
+    // The sign-in completes at the provider; the token waits for the code.
+    let code = sign_in_for_code(&w, "u-1").await?;
+    let (_, tokens) = w.bot_json(Method::GET, "/users/u-1/tokens").await?;
+    assert_eq!(tokens["tokens"], serde_json::json!({}));
+    assert!(w.events_of("token:demo").await?.is_empty());
+
+    // A wrong code, then the right one from the right user.
+    let (status, body) = confirm(&w, "u-1", &wrong(&code)).await?;
+    assert_eq!(status, 422);
+    assert_eq!(body["error"]["code"], "invalid_confirmation_code");
+    let (status, _) = confirm(&w, "u-2", &code).await?;
+    assert_eq!(status, 422);
+    let (status, done) = confirm(&w, "u-1", &code).await?;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["alias"], "demo");
+    let (_, tokens) = w.bot_json(Method::GET, "/users/u-1/tokens").await?;
+    assert_eq!(tokens["tokens"]["demo"], done["token_id"]);
+    let events = w.events_of("token:demo").await?;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["detail"]["token_id"], done["token_id"]);
+    assert_eq!(confirm(&w, "u-1", &code).await?.0, 422, "a code works once");
+
+    // Five wrong codes drop the next sign-in and revoke its grant at the provider.
+    let code = sign_in_for_code(&w, "u-3").await?;
+    for _ in 0..5 {
+        assert_eq!(confirm(&w, "u-3", &wrong(&code)).await?.0, 422);
+    }
+    assert_eq!(confirm(&w, "u-3", &code).await?.0, 422);
+    let revoked: Vec<_> = w
+        .provider
+        .requests()
+        .into_iter()
+        .filter(|r| r["endpoint"] == "revoke")
+        .collect();
+    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    let failed = w.events_of("oauth_failed:demo").await?;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["detail"]["reason"], "confirmation_failed");
+    assert_eq!(failed[0]["detail"]["user_id"], "u-3");
+    let (_, tokens) = w.bot_json(Method::GET, "/users/u-3/tokens").await?;
+    assert_eq!(tokens["tokens"], serde_json::json!({}));
+    Ok(())
+}

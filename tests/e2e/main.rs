@@ -67,6 +67,7 @@ on_both_backends!(binding:
     two_flows_from_one_link_connect_once,
     a_link_requested_in_a_loop_stops_starting_flows,
     the_connect_form_accepts_only_its_own_page,
+    a_sign_in_confirmed_by_code_is_stored_once_the_chat_sends_it,
 );
 on_both_backends!(bad_input:
     keys_are_required_and_bots_are_isolated,

@@ -36,7 +36,7 @@ def before_call(context, case, kwargs):
 /// Answers that valid input may get besides success: `422` where a rule of the request
 /// depends on stored state or on other fields, which a schema cannot say (an alias the
 /// integrations file does not have, a provider nobody registered, a custom provider
-/// without endpoints).
+/// without endpoints, a confirmation code no sign-in waits for).
 const VALID_INPUT_STATUSES: &str = r#"["2xx", "401", "404", "409", "422"]"#;
 
 /// Answers that invalid input may get on `PUT /v1/bots/{bot_id}/integrations`, success
@@ -158,6 +158,11 @@ values = ["demo", "demo_bot"]
 [[operations]]
 include-operation-id = ["token_info", "access_token", "full_token"]
 parameters = {{ "path.token_id" = "{token}" }}
+
+# A code no sign-in waits for is valid input answered 422.
+[[operations]]
+include-operation-id = "confirm_code"
+checks.positive_data_acceptance.expected-statuses = {VALID_INPUT_STATUSES}
 
 [[operations]]
 include-operation-id = "create_oauth_link"

@@ -403,6 +403,18 @@ impl World {
         Ok((status, resp.json().await.unwrap_or(Value::Null)))
     }
 
+    /// A bot call with a JSON body; the status and the JSON answer.
+    pub async fn bot_json_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> anyhow::Result<(u16, Value)> {
+        let resp = self.bot(method, path).json(&body).send().await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
     pub async fn mint_link(&self, alias: &str, user: Option<&str>) -> anyhow::Result<String> {
         let mut body = json!({"alias": alias});
         if let Some(u) = user {

@@ -37,6 +37,8 @@ pub enum FailureReason {
     IdentityRejected,
     /// The callback came from another browser than the one that started the flow.
     BrowserMismatch,
+    /// A sign-in waiting for its confirmation code expired or got too many wrong codes.
+    ConfirmationFailed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -36,12 +36,27 @@ impl Context {
     }
 }
 
+/// How a user-context sign-in is confirmed as the chat user's own before its token is
+/// stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Confirm {
+    /// Stored as soon as the callback succeeds (one click), bound to the browser only.
+    #[default]
+    None,
+    /// The callback page shows a one-time code; the token is stored when the bot sends that
+    /// code back from the chat (`POST .../users/{user_id}/confirmations`).
+    Code,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Integration {
     pub alias: Alias,
     pub provider: ProviderName,
     pub scope: Vec<String>,
     pub context: Context,
+    #[serde(default)]
+    pub confirm: Confirm,
 }
 
 /// One problem in the file, at a 1-based line and column.
@@ -264,7 +279,7 @@ fn entries_of(source: &str) -> Result<Vec<Node>, Vec<YamlIssue>> {
     Ok(entries)
 }
 
-const FIELDS: [&str; 4] = ["provider", "alias", "scope", "context"];
+const FIELDS: [&str; 5] = ["provider", "alias", "scope", "context", "confirm"];
 
 fn issue(pos: Pos, message: String) -> YamlIssue {
     YamlIssue {
@@ -314,6 +329,7 @@ struct EntryFields {
     alias: Option<(Alias, Pos)>,
     scope: Vec<String>,
     context: Option<Context>,
+    confirm: Option<(Confirm, Pos)>,
     issues: Vec<YamlIssue>,
 }
 
@@ -364,6 +380,20 @@ impl EntryFields {
                 });
                 Ok(())
             }),
+            "confirm" => scalar(name, value).and_then(|(raw, pos)| {
+                let confirm = match raw {
+                    "none" => Confirm::None,
+                    "code" => Confirm::Code,
+                    other => {
+                        return Err(issue(
+                            pos,
+                            format!("confirm must be 'none' or 'code', not '{other}'"),
+                        ))
+                    }
+                };
+                self.confirm = Some((confirm, pos));
+                Ok(())
+            }),
             other => {
                 let hint = closest(other, FIELDS.iter().copied())
                     .map(|s| format!(" (did you mean '{s}'?)"))
@@ -371,7 +401,7 @@ impl EntryFields {
                 Err(issue(
                     key_pos,
                     format!(
-                        "unknown key '{other}'{hint}; allowed: provider, alias, scope, context"
+                        "unknown key '{other}'{hint}; allowed: provider, alias, scope, context, confirm"
                     ),
                 ))
             }
@@ -396,6 +426,14 @@ impl EntryFields {
                 "'context' is required: 'bot' or 'user'".to_owned(),
             ));
         }
+        if let (Some((Confirm::Code, pos)), Some(Context::Bot)) = (self.confirm, self.context) {
+            self.issues.push(issue(
+                pos,
+                "confirm: code applies to user-context integrations; the bot's builder \
+                 connects bot-context ones on the connect page"
+                    .to_owned(),
+            ));
+        }
         match (self.provider, self.context) {
             (Some((provider, provider_pos)), Some(context)) if self.issues.is_empty() => {
                 let (alias, alias_pos) = self
@@ -407,6 +445,7 @@ impl EntryFields {
                         provider,
                         scope: self.scope,
                         context,
+                        confirm: self.confirm.map_or(Confirm::None, |(c, _)| c),
                     },
                     alias_pos,
                 ))

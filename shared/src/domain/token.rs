@@ -1,7 +1,7 @@
 //! Stored tokens: clear metadata the store can index, and the sealed secrets.
 
 use super::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
-use super::integrations::Context;
+use super::integrations::{Confirm, Context};
 use super::providers::UserInfo;
 use crate::crypto::Sealed;
 use serde::{Deserialize, Serialize};
@@ -156,9 +156,33 @@ pub struct Flow {
     /// SHA-256 of the browser key set as a cookie when the flow started: the callback must
     /// come from the same browser.
     pub browser_hash: String,
+    /// Whether the token waits for the chat user's confirmation (`confirm: code`).
+    pub confirm: Confirm,
     /// The PKCE verifier, encrypted under the state (`flow_secret`); `None` without PKCE.
     pub sealed_verifier: Option<Sealed>,
     pub redirect_uri: String,
+    pub expires_at: i64,
+    pub created_at: i64,
+}
+
+/// A sign-in that succeeded and waits for the chat user to type its code back in the chat
+/// (`confirm: code`). Its token is sealed here and is nobody's token until then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingConnection {
+    /// Random; with the bot and user, the record's key.
+    pub pending_id: String,
+    pub bot_id: BotId,
+    pub user_id: UserId,
+    pub alias: Alias,
+    pub provider: ProviderName,
+    /// SHA-256 of `{pending_id}:{code}`.
+    pub code_hash: String,
+    /// Wrong codes sent for this user while it waited.
+    pub attempts: i64,
+    /// The [`TokenSecrets`], sealed for the bot and the record `pending:{pending_id}`.
+    pub sealed: Sealed,
+    /// When the access token expires, as the provider said at the callback.
+    pub token_expires_at: Option<i64>,
     pub expires_at: i64,
     pub created_at: i64,
 }

@@ -70,6 +70,28 @@ pub struct IntegrationList {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct ConfirmationCode {
+    /// The code the sign-in's page showed, as the user typed it in the chat.
+    #[schema(
+        pattern = "^[0-9]{6}$",
+        min_length = 6,
+        max_length = 6,
+        example = "042917"
+    )]
+    pub code: String,
+}
+
+/// The token a confirmation stored.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ConfirmedToken {
+    #[schema(example = "google")]
+    pub alias: String,
+    #[schema(example = "tok_T2sgdGhpcyBpcyBub3RhcmVh")]
+    pub token_id: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateLink {
     /// An alias of the bot's integrations file.
     #[schema(
@@ -229,6 +251,15 @@ impl PartialSchema for IntegrationEntry {
             )
             .property("context", Ref::from_schema_name(Context::name()))
             .required("context")
+            .property(
+                "confirm",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["none", "code"]))
+                    .description(Some(
+                        "`code` (user context only): the token is stored once the user types                          the code the sign-in page shows in the chat and the bot sends it to                          `POST /v1/bots/{bot_id}/users/{user_id}/confirmations`. Default `none`.",
+                    )),
+            )
             .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
             .into()
     }
@@ -305,6 +336,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_connect_link))
         .routes(routes!(bot_tokens))
         .routes(routes!(user_tokens))
+        .routes(routes!(confirm_code))
         .routes(routes!(token_info))
         .routes(routes!(access_token))
         .routes(routes!(full_token, delete_token))
@@ -550,6 +582,35 @@ async fn user_tokens(
     Ok(Json(token_map(
         s.tokens_of(&bot, &Owner::User(user)).await?,
     )))
+}
+
+/// Confirms a sign-in of an integration with `confirm: code`: the code the user typed in the
+/// chat. The token is then stored and `token:<alias>` sent.
+#[utoipa::path(post, path = "/v1/bots/{bot_id}/users/{user_id}/confirmations", tag = "bot", security(("bot_key" = [])),
+    params(BotPath, UserPath), request_body = ConfirmationCode,
+    responses(
+        (status = 200, body = ConfirmedToken, description = "The sign-in's token is stored under this user"),
+        (status = 400, body = ErrorBody, description = "`malformed_json`: the body is not JSON"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong key"),
+        (status = 404, body = ErrorBody,
+         description = "`not_found`: no such bot, or another bot's, or a user id that breaks the rule"),
+        (status = 413, body = ErrorBody, description = "`payload_too_large`: body over 64 KiB"),
+        (status = 415, body = ErrorBody, description = "`unsupported_media_type`: not `application/json`"),
+        (status = 422, body = ErrorBody,
+         description = "`invalid_confirmation_code`: no sign-in of this user waits for this code (the fifth wrong code drops a waiting sign-in), or `invalid_body`")))]
+async fn confirm_code(
+    State(s): State<AppState>,
+    AuthedBot(bot): AuthedBot,
+    user_path: Result<Path<UserPath>, PathRejection>,
+    ApiJson(body): ApiJson<ConfirmationCode>,
+) -> Result<Json<ConfirmedToken>, ApiError> {
+    let user = UserId::parse(&path_value(user_path, |u| u.user_id))
+        .map_err(|_| ApiError::NotFound("user"))?;
+    let done = s.confirm_code(&bot, &user, body.code.trim()).await?;
+    Ok(Json(ConfirmedToken {
+        alias: done.alias.to_string(),
+        token_id: done.token_id.to_string(),
+    }))
 }
 
 /// `get_token_info`: what the provider said about the user.

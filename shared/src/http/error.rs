@@ -161,6 +161,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::UserIdNotAllowed(_) => unprocessable("user_id_not_allowed", message),
             ServiceError::InvalidProvider(_) => unprocessable("invalid_provider", message),
             ServiceError::DiscoveryFailed(_) => unprocessable("discovery_failed", message),
+            ServiceError::InvalidConfirmationCode => {
+                unprocessable("invalid_confirmation_code", message)
+            }
             ServiceError::InvalidIntegrations(details) => ApiError::Unprocessable {
                 code: "invalid_integrations",
                 message,

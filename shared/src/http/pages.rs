@@ -66,6 +66,21 @@ pub fn connected(provider: &str) -> Response {
     )
 }
 
+/// After a sign-in with `confirm: code`: the code to type in the chat.
+pub fn confirm_in_chat(provider: &str, code: &str) -> Response {
+    page(
+        StatusCode::OK,
+        "One more step",
+        &format!(
+            "<p>To finish connecting your {} account, type this code in the chat:</p>\
+             <p style=\"font-size:2em;letter-spacing:0.2em\"><strong>{}</strong></p>\
+             <p>It works once, for 10 minutes. Do not give it to anyone else.</p>",
+            escape(provider),
+            escape(code)
+        ),
+    )
+}
+
 pub fn redirect(location: &str) -> Response {
     let mut resp = Response::new(axum::body::Body::empty());
     *resp.status_mut() = StatusCode::FOUND;

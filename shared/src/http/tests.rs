@@ -73,6 +73,7 @@ const CONTRACT_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/bots/{bot_id}/connect-links"),
     ("get", "/v1/bots/{bot_id}/tokens"),
     ("get", "/v1/bots/{bot_id}/users/{user_id}/tokens"),
+    ("post", "/v1/bots/{bot_id}/users/{user_id}/confirmations"),
     ("get", "/v1/bots/{bot_id}/tokens/{token_id}/info"),
     ("get", "/v1/bots/{bot_id}/tokens/{token_id}/access-token"),
     ("get", "/v1/bots/{bot_id}/tokens/{token_id}"),

@@ -30,6 +30,8 @@ pub enum ServiceError {
     DiscoveryFailed(#[source] ProviderError),
     #[error("the token changed while it was being stored")]
     ConcurrentConnect,
+    #[error("no sign-in of this user waits for this code")]
+    InvalidConfirmationCode,
     #[error("the provider is unavailable")]
     ProviderUnavailable { retry_after: u64 },
     #[error("the provider failed")]

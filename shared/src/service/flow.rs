@@ -8,7 +8,7 @@ use crate::domain::ids::{
     new_state, random_urlsafe, sha256_hex, state_bot, Alias, BotId, BrowserKey, LinkId,
     ProviderName,
 };
-use crate::domain::integrations::{Context, Integration};
+use crate::domain::integrations::{Confirm, Context, Integration};
 use crate::domain::providers::{normalize_user_info, ProviderApp};
 use crate::domain::token::{Flow, Link, Owner, TokenRecord, TokenSecrets, TokenStatus};
 use crate::ports::{
@@ -84,6 +84,18 @@ pub struct CallbackParams {
 pub struct Connected {
     pub alias: Alias,
     pub provider: ProviderName,
+    /// With `confirm: code`: the code the person types in the chat; the token waits for it.
+    pub confirmation_code: Option<SecretString>,
+}
+
+/// A token about to be stored: whose, for which alias, from which provider.
+pub(super) struct NewToken<'a> {
+    pub bot_id: &'a BotId,
+    pub owner: &'a Owner,
+    pub alias: &'a Alias,
+    pub provider: &'a ProviderName,
+    /// When its access token expires.
+    pub expires_at: Option<i64>,
 }
 
 /// One row of the connect page.
@@ -163,6 +175,7 @@ impl Service {
             owner: link.owner.clone(),
             scopes,
             nonce_hash: nonce.map(|n| sha256_hex(n.expose_secret())),
+            confirm: integration.confirm,
             sealed_verifier,
             redirect_uri,
             expires_at: now + FLOW_TTL_SECS,
@@ -221,15 +234,30 @@ impl Service {
         }
         let granted = self.exchange(&flow, &client, code, state).await?;
         let secrets = self.profile(&client, &flow, &granted).await?;
-        let token_id = self
-            .store_connected(&flow, &client.app, &granted, secrets)
-            .await?;
+        let expires_at = super::tokens::expiry(&client.app, granted.expires_in, self.clock.unix());
+        let new = NewToken {
+            bot_id: &flow.bot_id,
+            owner: &flow.owner,
+            alias: &flow.alias,
+            provider: &flow.provider,
+            expires_at,
+        };
+        if let (Confirm::Code, Owner::User(user)) = (flow.confirm, &flow.owner) {
+            let code = self.hold_for_confirmation(&new, user, &secrets).await?;
+            return Ok(Connected {
+                alias: flow.alias,
+                provider: flow.provider,
+                confirmation_code: Some(code),
+            });
+        }
+        let token_id = self.store_connected(&new, secrets).await?;
         tracing::info!(bot_id = %flow.bot_id, alias = %flow.alias, %token_id, "token stored");
         self.emit(EventKind::Token, (&flow).into(), Some(&token_id))
             .await;
         Ok(Connected {
             alias: flow.alias,
             provider: flow.provider,
+            confirmation_code: None,
         })
     }
 
@@ -366,21 +394,21 @@ impl Service {
         }
     }
 
-    async fn store_connected(
+    /// Stores a connected token for its owner and alias (a reconnect keeps the owner's token
+    /// id) and revokes what it replaced when that was another account's.
+    pub(super) async fn store_connected(
         &self,
-        flow: &Flow,
-        app: &ProviderApp,
-        granted: &GrantedToken,
+        new: &NewToken<'_>,
         secrets: TokenSecrets,
     ) -> Result<crate::domain::ids::TokenId, ServiceError> {
         let now = self.clock.unix();
         let existing = self
             .store
-            .token_id_for(&flow.bot_id, &flow.owner, &flow.alias)
+            .token_id_for(new.bot_id, new.owner, new.alias)
             .await?;
         // A reconnect: the credentials it replaces, to revoke once the new ones are stored.
         let replaced = match &existing {
-            Some(id) => self.store.token(&flow.bot_id, id).await?,
+            Some(id) => self.store.token(new.bot_id, id).await?,
             None => None,
         };
         let new_uid = secrets.uid.clone();
@@ -389,14 +417,14 @@ impl Service {
         // the winner's id, so the owner keeps one token id.
         for _ in 0..3 {
             let record = TokenRecord {
-                bot_id: flow.bot_id.clone(),
+                bot_id: new.bot_id.clone(),
                 token_id: token_id.clone(),
-                alias: flow.alias.clone(),
-                provider: flow.provider.clone(),
-                owner: flow.owner.clone(),
+                alias: new.alias.clone(),
+                provider: new.provider.clone(),
+                owner: new.owner.clone(),
                 status: TokenStatus::Active,
-                expires_at: super::tokens::expiry(app, granted.expires_in, now),
-                sealed: self.seal_secrets(&flow.bot_id, &token_id, &secrets).await?,
+                expires_at: new.expires_at,
+                sealed: self.seal_secrets(new.bot_id, &token_id, &secrets).await?,
                 version: 0,
                 created_at: now,
                 updated_at: now,

@@ -3,7 +3,7 @@
 
 use super::{Service, ServiceError};
 use crate::domain::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
-use crate::domain::integrations::{parse_integrations, Context, Integration};
+use crate::domain::integrations::{parse_integrations, Confirm, Context, Integration};
 use crate::domain::providers::CATALOG;
 use crate::domain::token::{ConnectSession, Link, Owner};
 use serde::Serialize;
@@ -20,6 +20,7 @@ pub struct IntegrationView {
     pub provider: ProviderName,
     pub scope: Vec<String>,
     pub context: Context,
+    pub confirm: Confirm,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connected: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,6 +37,7 @@ impl IntegrationView {
             provider: i.provider,
             scope: i.scope,
             context: i.context,
+            confirm: i.confirm,
             connected: token.as_ref().map(Option::is_some),
             token_id: token.flatten(),
         }

@@ -9,6 +9,7 @@
 //! - `refresh`: the lease and the fenced commit.
 
 mod auth;
+mod confirm;
 mod error;
 mod flow;
 mod links;
@@ -19,6 +20,7 @@ mod tests;
 mod tokens;
 
 pub use auth::AuthError;
+pub use confirm::{Confirmed, CONFIRMATION_TTL_SECS, MAX_WRONG_CODES};
 pub use error::ServiceError;
 pub use flow::{CallbackParams, ConnectRow, Connected, FlowError, FLOW_TTL_SECS};
 pub use links::{IntegrationView, MintedLink};

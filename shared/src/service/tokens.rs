@@ -202,7 +202,7 @@ impl Service {
 
     async fn revoke_at_provider(&self, record: &TokenRecord) {
         match self.open_secrets(record).await {
-            Ok(secrets) => self.revoke_secrets(record, &secrets).await,
+            Ok(secrets) => self.revoke_grant(&record.provider, &secrets).await,
             Err(e) => {
                 tracing::warn!(token_id = %record.token_id, error = %e, "deleted token could not be opened for revocation");
             }
@@ -225,7 +225,7 @@ impl Service {
         match (secrets.uid.as_deref(), new_uid) {
             (Some(before), Some(now)) if before != now => {
                 tracing::info!(token_id = %old.token_id, "reconnected with another account; revoking the replaced grant");
-                self.revoke_secrets(old, &secrets).await;
+                self.revoke_grant(&old.provider, &secrets).await;
             }
             _ => {
                 tracing::info!(token_id = %old.token_id, "reconnected with the same (or an unknown) account; the provider's grant is shared, not revoked");
@@ -233,12 +233,13 @@ impl Service {
         }
     }
 
-    async fn revoke_secrets(&self, record: &TokenRecord, secrets: &TokenSecrets) {
-        let client = match self.registered_app(&record.provider).await {
+    /// Asks the provider to revoke the grant of `secrets` (best effort: failures are logged).
+    pub(super) async fn revoke_grant(&self, provider: &ProviderName, secrets: &TokenSecrets) {
+        let client = match self.registered_app(provider).await {
             Ok(Some(c)) => c,
             Ok(None) => return,
             Err(e) => {
-                tracing::warn!(token_id = %record.token_id, error = %e, "provider app unavailable for revocation");
+                tracing::warn!(%provider, error = %e, "provider app unavailable for revocation");
                 return;
             }
         };
@@ -249,7 +250,7 @@ impl Service {
             .revoke(&client, &access, refresh.as_ref())
             .await
         {
-            tracing::warn!(token_id = %record.token_id, provider = %client.app.name, error = %e, "revocation at the provider failed; the token is deleted here");
+            tracing::warn!(%provider, error = %e, "revocation at the provider failed; nothing is kept here");
         }
     }
 }

@@ -1,6 +1,31 @@
 //! Links, flows and connect sessions, keyed by their bot and the SHA-256 of their ids.
 
 use super::*;
+use crate::domain::integrations::Confirm;
+
+fn pending_prefix(user: &UserId) -> String {
+    format!("PENDING#{}#", URL_SAFE_NO_PAD.encode(user.as_str()))
+}
+
+fn pending_key(bot: &BotId, user: &UserId, id: &str) -> Item {
+    key(bot_pk(bot), format!("{}{id}", pending_prefix(user)))
+}
+
+fn pending_of(item: &Item, bot: &BotId, user: &UserId) -> Result<PendingConnection, StoreError> {
+    Ok(PendingConnection {
+        pending_id: get_s(item, "pending_id")?.to_owned(),
+        bot_id: bot.clone(),
+        user_id: user.clone(),
+        alias: parsed(Alias::parse, item, "alias")?,
+        provider: parsed(ProviderName::parse, item, "provider")?,
+        code_hash: get_s(item, "code_hash")?.to_owned(),
+        attempts: get_n(item, "attempts")?,
+        sealed: Sealed::from_stored(get_s(item, "sealed")?.to_owned()),
+        token_expires_at: opt_n(item, "token_expires_at")?,
+        expires_at: get_n(item, "expires_at")?,
+        created_at: get_n(item, "created_at")?,
+    })
+}
 
 #[async_trait]
 impl FlowStore for DynamoStore {
@@ -63,6 +88,9 @@ impl FlowStore for DynamoStore {
         item.insert("state_hash".into(), s(f.state_hash.as_str()));
         item.insert("link_key".into(), s(f.link_key.as_str()));
         item.insert("browser_hash".into(), s(f.browser_hash.as_str()));
+        if f.confirm == Confirm::Code {
+            item.insert("confirm".into(), s("code"));
+        }
         item.insert("alias".into(), s(f.alias.as_str()));
         item.insert("provider".into(), s(f.provider.as_str()));
         put_owner(&mut item, &f.owner);
@@ -95,6 +123,11 @@ impl FlowStore for DynamoStore {
             state_hash: get_s(&item, "state_hash")?.to_owned(),
             link_key: get_s(&item, "link_key")?.to_owned(),
             browser_hash: get_s(&item, "browser_hash")?.to_owned(),
+            confirm: match opt_s(&item, "confirm").as_deref() {
+                None => Confirm::None,
+                Some("code") => Confirm::Code,
+                Some(_) => return Err(corrupt("flow confirm")),
+            },
             bot_id: bot.clone(),
             alias: parsed(Alias::parse, &item, "alias")?,
             provider: parsed(ProviderName::parse, &item, "provider")?,
@@ -135,5 +168,71 @@ impl FlowStore for DynamoStore {
             bot_id: bot,
             expires_at: get_n(&item, "expires_at")?,
         }))
+    }
+
+    async fn put_pending(&self, p: &PendingConnection) -> Result<(), StoreError> {
+        let mut item = pending_key(&p.bot_id, &p.user_id, &p.pending_id);
+        item.insert("pending_id".into(), s(p.pending_id.as_str()));
+        item.insert("alias".into(), s(p.alias.as_str()));
+        item.insert("provider".into(), s(p.provider.as_str()));
+        item.insert("code_hash".into(), s(p.code_hash.as_str()));
+        item.insert("attempts".into(), n(p.attempts));
+        item.insert("sealed".into(), s(p.sealed.as_str()));
+        if let Some(at) = p.token_expires_at {
+            item.insert("token_expires_at".into(), n(at));
+        }
+        item.insert("expires_at".into(), n(p.expires_at));
+        item.insert("created_at".into(), n(p.created_at));
+        // Kept a day past its expiry, so that the service can still revoke its grant.
+        item.insert(TTL.into(), n(p.expires_at + 86_400));
+        self.put(item).await
+    }
+
+    async fn pendings_of(
+        &self,
+        bot: &BotId,
+        user: &UserId,
+    ) -> Result<Vec<PendingConnection>, StoreError> {
+        self.query_prefix(bot_pk(bot), &pending_prefix(user))
+            .await?
+            .iter()
+            .map(|item| pending_of(item, bot, user))
+            .collect()
+    }
+
+    async fn take_pending(
+        &self,
+        bot: &BotId,
+        user: &UserId,
+        pending_id: &str,
+    ) -> Result<Option<PendingConnection>, StoreError> {
+        self.delete(pending_key(bot, user, pending_id))
+            .await?
+            .map(|item| pending_of(&item, bot, user))
+            .transpose()
+    }
+
+    async fn count_wrong_code(
+        &self,
+        bot: &BotId,
+        user: &UserId,
+        pending_id: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(pending_key(bot, user, pending_id)))
+            .update_expression("ADD attempts :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match res {
+            Ok(out) => out.attributes.map(|a| get_n(&a, "attempts")).transpose(),
+            Err(e) if is_conditional(&e) => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! | link | `BOT#{bot}` | `LINK#{sha256(link id)}` |
 //! | flow | `BOT#{bot}` | `FLOW#{sha256(state)}` |
 //! | connect-page session | `BOT#{bot}` | `CONNECT#{sha256(session id)}` |
+//! | pending connection (`confirm: code`) | `BOT#{bot}` | `PENDING#{base64url user id}#{pending id}` |
 //! | token | `BOT#{bot}` | `TOKEN#{token id}` |
 //! | owner index: one token per owner and alias | `BOT#{bot}` | `OWNER#{bot, or user:<base64url user id>}#{alias}` |
 //! | provider app (operator-wide) | `PROVIDERS` | `PROVIDER#{name}` |
@@ -20,7 +21,9 @@ use crate::crypto::Sealed;
 use crate::domain::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
 use crate::domain::integrations::Integration;
 use crate::domain::providers::ProviderApp;
-use crate::domain::token::{ConnectSession, Flow, Link, Owner, TokenRecord, TokenStatus};
+use crate::domain::token::{
+    ConnectSession, Flow, Link, Owner, PendingConnection, TokenRecord, TokenStatus,
+};
 use crate::ports::{BotStore, FlowStore, ProviderStore, SaveOutcome, StoreError, TokenStore};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;

@@ -1,8 +1,34 @@
 //! Links, flows and connect sessions, stored under the SHA-256 of their ids.
 
 use super::*;
+use crate::domain::integrations::Confirm;
 
-const FLOW_COLUMNS: &str = "state_hash, link_key, bot_id, alias, provider, user_id, sealed_verifier, redirect_uri, expires_at, created_at, scopes, nonce_hash, browser_hash";
+const FLOW_COLUMNS: &str = "state_hash, link_key, bot_id, alias, provider, user_id, sealed_verifier, redirect_uri, expires_at, created_at, scopes, nonce_hash, browser_hash, confirm";
+
+const PENDING_COLUMNS: &str = "pending_id, bot_id, user_id, alias, provider, code_hash, attempts, sealed, token_expires_at, expires_at, created_at";
+
+fn confirm_text(c: Confirm) -> &'static str {
+    match c {
+        Confirm::None => "none",
+        Confirm::Code => "code",
+    }
+}
+
+fn pending_from(r: &Row<'_>) -> rusqlite::Result<PendingConnection> {
+    Ok(PendingConnection {
+        pending_id: r.get(0)?,
+        bot_id: parse(BotId::parse, &r.get::<_, String>(1)?, "bot_id")?,
+        user_id: parse(UserId::parse, &r.get::<_, String>(2)?, "user_id")?,
+        alias: parse(Alias::parse, &r.get::<_, String>(3)?, "alias")?,
+        provider: parse(ProviderName::parse, &r.get::<_, String>(4)?, "provider")?,
+        code_hash: r.get(5)?,
+        attempts: r.get(6)?,
+        sealed: r.get(7)?,
+        token_expires_at: r.get(8)?,
+        expires_at: r.get(9)?,
+        created_at: r.get(10)?,
+    })
+}
 
 fn flow_from(r: &Row<'_>) -> rusqlite::Result<Flow> {
     Ok(Flow {
@@ -19,6 +45,11 @@ fn flow_from(r: &Row<'_>) -> rusqlite::Result<Flow> {
         scopes: serde_json::from_str(&r.get::<_, String>(10)?).map_err(|_| corrupt("scopes"))?,
         nonce_hash: r.get(11)?,
         browser_hash: r.get(12)?,
+        confirm: match r.get::<_, String>(13)?.as_str() {
+            "none" => Confirm::None,
+            "code" => Confirm::Code,
+            _ => return Err(corrupt("confirm")),
+        },
     })
 }
 
@@ -91,10 +122,10 @@ impl FlowStore for SqliteStore {
             }
             tx.execute("DELETE FROM flows WHERE expires_at < ?1", [f.created_at])?;
             tx.execute(
-                &format!("INSERT INTO flows ({FLOW_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+                &format!("INSERT INTO flows ({FLOW_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
                 params![f.state_hash, f.link_key, f.bot_id.as_str(), f.alias.as_str(), f.provider.as_str(),
                         f.owner.user_id().map(UserId::as_str), f.sealed_verifier, f.redirect_uri, f.expires_at, f.created_at,
-                        scopes, f.nonce_hash, f.browser_hash],
+                        scopes, f.nonce_hash, f.browser_hash, confirm_text(f.confirm)],
             )?;
             tx.commit().map(|_| true)
         })
@@ -141,6 +172,78 @@ impl FlowStore for SqliteStore {
                         expires_at: r.get(1)?,
                     })
                 },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn put_pending(&self, p: &PendingConnection) -> Result<(), StoreError> {
+        let p = p.clone();
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "DELETE FROM pending_connections WHERE expires_at < ?1 - 86400",
+                [p.created_at],
+            )?;
+            tx.execute(
+                &format!("INSERT INTO pending_connections ({PENDING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                params![p.pending_id, p.bot_id.as_str(), p.user_id.as_str(), p.alias.as_str(), p.provider.as_str(),
+                        p.code_hash, p.attempts, p.sealed, p.token_expires_at, p.expires_at, p.created_at],
+            )?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn pendings_of(
+        &self,
+        bot: &BotId,
+        user: &UserId,
+    ) -> Result<Vec<PendingConnection>, StoreError> {
+        let (bot, user) = (bot.to_string(), user.to_string());
+        self.run(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {PENDING_COLUMNS} FROM pending_connections WHERE bot_id = ?1 AND user_id = ?2 ORDER BY created_at"
+            ))?;
+            let rows = stmt.query_map([bot, user], pending_from)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn take_pending(
+        &self,
+        bot: &BotId,
+        user: &UserId,
+        pending_id: &str,
+    ) -> Result<Option<PendingConnection>, StoreError> {
+        let (bot, user, id) = (bot.to_string(), user.to_string(), pending_id.to_owned());
+        self.run(move |c| {
+            c.query_row(
+                &format!(
+                    "DELETE FROM pending_connections WHERE bot_id = ?1 AND user_id = ?2 AND pending_id = ?3 RETURNING {PENDING_COLUMNS}"
+                ),
+                [bot, user, id],
+                pending_from,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn count_wrong_code(
+        &self,
+        bot: &BotId,
+        user: &UserId,
+        pending_id: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let (bot, user, id) = (bot.to_string(), user.to_string(), pending_id.to_owned());
+        self.run(move |c| {
+            c.query_row(
+                "UPDATE pending_connections SET attempts = attempts + 1 WHERE bot_id = ?1 AND user_id = ?2 AND pending_id = ?3 RETURNING attempts",
+                [bot, user, id],
+                |r| r.get(0),
             )
             .optional()
         })

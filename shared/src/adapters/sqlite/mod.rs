@@ -5,7 +5,9 @@ use crate::crypto::Sealed;
 use crate::domain::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
 use crate::domain::integrations::Integration;
 use crate::domain::providers::ProviderApp;
-use crate::domain::token::{ConnectSession, Flow, Link, Owner, TokenRecord, TokenStatus};
+use crate::domain::token::{
+    ConnectSession, Flow, Link, Owner, PendingConnection, TokenRecord, TokenStatus,
+};
 use crate::ports::{BotStore, FlowStore, ProviderStore, SaveOutcome, StoreError, TokenStore};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
@@ -99,7 +101,8 @@ ALTER TABLE flows ADD COLUMN scopes TEXT NOT NULL DEFAULT '[]';
     r#"
 -- Links, flows and connect sessions live minutes: they are recreated, keyed by the SHA-256
 -- of their ids, and the live ones are dropped. A link counts the flows it started; a flow
--- keeps the hashes of its OpenID Connect nonce and of the browser key that started it.
+-- keeps the hashes of its OpenID Connect nonce and of the browser key that started it, and
+-- whether its token waits for a confirmation code. Pending connections hold those tokens.
 DROP TABLE links;
 DROP TABLE flows;
 DROP TABLE connect_sessions;
@@ -126,13 +129,28 @@ CREATE TABLE flows (
     created_at      INTEGER NOT NULL,
     scopes          TEXT NOT NULL,
     nonce_hash      TEXT,
-    browser_hash    TEXT NOT NULL
+    browser_hash    TEXT NOT NULL,
+    confirm         TEXT NOT NULL
 );
 CREATE INDEX flows_expiry ON flows(expires_at);
 CREATE TABLE connect_sessions (
     session_key TEXT PRIMARY KEY,
     bot_id      TEXT NOT NULL REFERENCES bots(bot_id),
     expires_at  INTEGER NOT NULL
+);
+CREATE TABLE pending_connections (
+    bot_id           TEXT NOT NULL REFERENCES bots(bot_id),
+    user_id          TEXT NOT NULL,
+    pending_id       TEXT NOT NULL,
+    alias            TEXT NOT NULL,
+    provider         TEXT NOT NULL,
+    code_hash        TEXT NOT NULL,
+    attempts         INTEGER NOT NULL,
+    sealed           TEXT NOT NULL,
+    token_expires_at INTEGER,
+    expires_at       INTEGER NOT NULL,
+    created_at       INTEGER NOT NULL,
+    PRIMARY KEY (bot_id, user_id, pending_id)
 );
 "#,
 ];

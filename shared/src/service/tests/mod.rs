@@ -8,7 +8,7 @@ use crate::adapters::sqlite::SqliteStore;
 use crate::crypto::Sealed;
 use crate::domain::ids::{BrowserKey, LinkId, UserId};
 use crate::domain::providers::{ProviderApp, ProviderAppInput, UserInfo};
-use crate::domain::token::{ConnectSession, Flow, Link, TokenStatus};
+use crate::domain::token::{ConnectSession, Flow, Link, PendingConnection, TokenStatus};
 use crate::ports::{BotStore, FlowStore, ProviderStore, SaveOutcome, StoreError, TokenStore};
 use crate::ports::{GrantedToken, ProviderClient, ProviderError, RegisteredApp};
 use async_trait::async_trait;
@@ -93,6 +93,32 @@ impl FlowStore for CountingStore {
     }
     async fn connect_session(&self, i: &LinkId) -> Result<Option<ConnectSession>, StoreError> {
         counted!(self.connect_session(i))
+    }
+    async fn put_pending(&self, p: &PendingConnection) -> Result<(), StoreError> {
+        counted!(self.put_pending(p))
+    }
+    async fn pendings_of(
+        &self,
+        b: &BotId,
+        u: &UserId,
+    ) -> Result<Vec<PendingConnection>, StoreError> {
+        counted!(self.pendings_of(b, u))
+    }
+    async fn take_pending(
+        &self,
+        b: &BotId,
+        u: &UserId,
+        id: &str,
+    ) -> Result<Option<PendingConnection>, StoreError> {
+        counted!(self.take_pending(b, u, id))
+    }
+    async fn count_wrong_code(
+        &self,
+        b: &BotId,
+        u: &UserId,
+        id: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        counted!(self.count_wrong_code(b, u, id))
     }
 }
 

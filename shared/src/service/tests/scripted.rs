@@ -834,3 +834,172 @@ async fn a_link_starts_a_bounded_number_of_flows() {
     let more = s.service.start(&link, &BrowserKey::generate()).await;
     assert!(matches!(more, Err(FlowError::LinkOverused)), "{more:?}");
 }
+
+/// The code a `confirm: code` sign-in page would show, from the callback's answer.
+fn shown_code(done: &crate::service::Connected) -> String {
+    use secrecy::ExposeSecret;
+    done.confirmation_code
+        .as_ref()
+        .expect("a confirmation code")
+        .expose_secret()
+        .to_owned()
+}
+
+fn another_code(code: &str) -> &'static str {
+    if code == "000000" {
+        "000001"
+    } else {
+        "000000"
+    }
+}
+
+#[tokio::test]
+async fn a_sign_in_with_confirm_code_waits_for_the_users_code() {
+    let provider = Arc::new(
+        Scripted::default()
+            .answer(Ok(granted("at-1", Some("rt-1"), Some(3600))))
+            .answer(Ok(granted("at-2", Some("rt-2"), Some(3600))))
+            .answer(Ok(granted("at-3", Some("rt-3"), Some(3600)))),
+    );
+    let s = setup_with(provider.clone()).await;
+    s.service
+        .put_integrations(
+            &s.bot,
+            "- provider: acme_idp\n  context: user\n  confirm: code\n",
+        )
+        .await
+        .unwrap();
+    let user = UserId::parse("u-1").unwrap();
+    let owner = Owner::User(user.clone());
+    let invalid = |r: &Result<crate::service::Confirmed, ServiceError>| {
+        matches!(r, Err(ServiceError::InvalidConfirmationCode))
+    };
+
+    // The sign-in succeeds but stores nothing yet: no token, no event.
+    let state = started_flow(&s).await;
+    let done = s
+        .service
+        .callback(
+            "acme_idp",
+            callback_with(&state, "code-1"),
+            Some(&browser()),
+        )
+        .await
+        .unwrap();
+    let code = shown_code(&done);
+    assert_eq!(code.len(), 6);
+    assert!(code.bytes().all(|b| b.is_ascii_digit()));
+    assert!(s
+        .service
+        .tokens_of(&s.bot, &owner)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(detail_types(&s).is_empty());
+
+    // A wrong code (or a malformed one) is refused; the right one stores the token, once.
+    for wrong in [another_code(&code), "12345", "abcdef"] {
+        assert!(invalid(&s.service.confirm_code(&s.bot, &user, wrong).await));
+    }
+    let other_user = UserId::parse("u-2").unwrap();
+    assert!(invalid(
+        &s.service.confirm_code(&s.bot, &other_user, &code).await
+    ));
+    let confirmed = s.service.confirm_code(&s.bot, &user, &code).await.unwrap();
+    assert_eq!(confirmed.alias.as_str(), "acme_idp");
+    let tokens = s.service.tokens_of(&s.bot, &owner).await.unwrap();
+    assert_eq!(
+        tokens.values().collect::<Vec<_>>(),
+        vec![&confirmed.token_id]
+    );
+    let full = s
+        .service
+        .full_token(&s.bot, &confirmed.token_id)
+        .await
+        .unwrap();
+    assert_eq!(full.credentials.token, "at-1");
+    assert_eq!(detail_types(&s), vec!["token:acme_idp"]);
+    assert_eq!(
+        events(&s)[0]["detail"]["token_id"],
+        confirmed.token_id.as_str()
+    );
+    assert!(invalid(&s.service.confirm_code(&s.bot, &user, &code).await));
+
+    // Five wrong codes drop a waiting sign-in and revoke its grant at the provider.
+    let state = started_flow(&s).await;
+    let done = s
+        .service
+        .callback(
+            "acme_idp",
+            callback_with(&state, "code-2"),
+            Some(&browser()),
+        )
+        .await
+        .unwrap();
+    let code = shown_code(&done);
+    for _ in 0..crate::service::MAX_WRONG_CODES {
+        let r = s
+            .service
+            .confirm_code(&s.bot, &user, another_code(&code))
+            .await;
+        assert!(invalid(&r));
+    }
+    assert!(invalid(&s.service.confirm_code(&s.bot, &user, &code).await));
+    assert_eq!(
+        provider
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("revoke"))
+            .collect::<Vec<_>>(),
+        vec!["revoke rt-2"]
+    );
+    let last = events(&s).pop().unwrap();
+    assert_eq!(last["detail-type"], "oauth_failed:acme_idp");
+    assert_eq!(last["detail"]["reason"], "confirmation_failed");
+    let full = s
+        .service
+        .full_token(&s.bot, &confirmed.token_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        full.credentials.token, "at-1",
+        "the stored token is untouched"
+    );
+
+    // A sign-in whose 10 minutes passed is dropped too, even with its right code.
+    let state = started_flow(&s).await;
+    let done = s
+        .service
+        .callback(
+            "acme_idp",
+            callback_with(&state, "code-3"),
+            Some(&browser()),
+        )
+        .await
+        .unwrap();
+    let code = shown_code(&done);
+    let waiting = s.counts.store.pendings_of(&s.bot, &user).await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    let mut expired = s
+        .counts
+        .store
+        .take_pending(&s.bot, &user, &waiting[0].pending_id)
+        .await
+        .unwrap()
+        .unwrap();
+    expired.expires_at = time::OffsetDateTime::now_utc().unix_timestamp() - 1;
+    s.counts.store.put_pending(&expired).await.unwrap();
+    assert!(invalid(&s.service.confirm_code(&s.bot, &user, &code).await));
+    assert!(provider.calls().contains(&"revoke rt-3".to_owned()));
+    assert!(s
+        .counts
+        .store
+        .pendings_of(&s.bot, &user)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        events(&s).pop().unwrap()["detail"]["reason"],
+        "confirmation_failed"
+    );
+}

@@ -1,0 +1,199 @@
+//! `confirm: code`: a sign-in's token waits, sealed, until the chat user types the code the
+//! callback page showed them back in the chat and the bot sends it here. Proves that the
+//! person who signed in is the one in the chat.
+
+use super::flow::NewToken;
+use super::{Service, ServiceError};
+use crate::domain::events::{Event, EventKind, FailureReason};
+use crate::domain::ids::{random_urlsafe, sha256_hex, Alias, BotId, TokenId, UserId};
+use crate::domain::token::{Owner, PendingConnection, TokenSecrets};
+use crate::ports::{Purpose, SealContext};
+use rand::Rng;
+use secrecy::SecretString;
+use subtle::ConstantTimeEq;
+
+/// How long a sign-in waits for its code.
+pub const CONFIRMATION_TTL_SECS: i64 = 10 * 60;
+/// Wrong codes a user may send while a sign-in waits; the next drops it.
+pub const MAX_WRONG_CODES: i64 = 5;
+/// Digits of a code.
+const CODE_DIGITS: usize = 6;
+
+fn pending_ctx<'a>(bot: &'a BotId, record: &'a str) -> SealContext<'a> {
+    SealContext {
+        purpose: Purpose::Token,
+        bot: bot.as_str(),
+        record,
+    }
+}
+
+fn code_hash(pending_id: &str, code: &str) -> String {
+    sha256_hex(&format!("{pending_id}:{code}"))
+}
+
+/// What a confirmation stored.
+#[derive(Debug)]
+pub struct Confirmed {
+    pub alias: Alias,
+    pub token_id: TokenId,
+}
+
+impl Service {
+    /// Seals the token as pending for `user` and answers the code to show.
+    pub(super) async fn hold_for_confirmation(
+        &self,
+        new: &NewToken<'_>,
+        user: &UserId,
+        secrets: &TokenSecrets,
+    ) -> Result<SecretString, ServiceError> {
+        let now = self.clock.unix();
+        let pending_id = random_urlsafe(24);
+        let code = format!(
+            "{:0width$}",
+            rand::rngs::OsRng.gen_range(0..10u32.pow(CODE_DIGITS as u32)),
+            width = CODE_DIGITS
+        );
+        let plain =
+            zeroize::Zeroizing::new(serde_json::to_vec(secrets).map_err(ServiceError::Decode)?);
+        let record = format!("pending:{pending_id}");
+        let sealed = self
+            .sealer
+            .seal(&plain, pending_ctx(new.bot_id, &record))
+            .await?;
+        self.store
+            .put_pending(&PendingConnection {
+                code_hash: code_hash(&pending_id, &code),
+                pending_id,
+                bot_id: new.bot_id.clone(),
+                user_id: user.clone(),
+                alias: new.alias.clone(),
+                provider: new.provider.clone(),
+                attempts: 0,
+                sealed,
+                token_expires_at: new.expires_at,
+                expires_at: now + CONFIRMATION_TTL_SECS,
+                created_at: now,
+            })
+            .await?;
+        tracing::info!(bot_id = %new.bot_id, alias = %new.alias, "sign-in waits for its confirmation code");
+        Ok(SecretString::from(code))
+    }
+
+    /// `POST /v1/bots/{bot_id}/users/{user_id}/confirmations`: stores the token of the
+    /// user's waiting sign-in whose code this is. A wrong code counts against every sign-in
+    /// of the user that waits; the fifth drops it.
+    pub async fn confirm_code(
+        &self,
+        bot: &BotId,
+        user: &UserId,
+        code: &str,
+    ) -> Result<Confirmed, ServiceError> {
+        let now = self.clock.unix();
+        let mut live = Vec::new();
+        for p in self.store.pendings_of(bot, user).await? {
+            if p.expires_at <= now {
+                self.drop_pending(&p, "expired").await?;
+            } else {
+                live.push(p);
+            }
+        }
+        let well_formed = code.len() == CODE_DIGITS && code.bytes().all(|b| b.is_ascii_digit());
+        let matching = live.iter().find(|p| {
+            well_formed
+                && bool::from(
+                    code_hash(&p.pending_id, code)
+                        .as_bytes()
+                        .ct_eq(p.code_hash.as_bytes()),
+                )
+        });
+        if let Some(p) = matching {
+            if let Some(p) = self.store.take_pending(bot, user, &p.pending_id).await? {
+                return self.store_confirmed(p).await;
+            }
+            // Confirmed (or dropped) by another request just now.
+            return Err(ServiceError::InvalidConfirmationCode);
+        }
+        for p in &live {
+            if let Some(n) = self
+                .store
+                .count_wrong_code(bot, user, &p.pending_id)
+                .await?
+            {
+                if n >= MAX_WRONG_CODES {
+                    self.drop_pending(p, "too many wrong codes").await?;
+                }
+            }
+        }
+        tracing::info!(bot_id = %bot, waiting = live.len(), "wrong confirmation code");
+        Err(ServiceError::InvalidConfirmationCode)
+    }
+
+    async fn open_pending(&self, p: &PendingConnection) -> Result<TokenSecrets, ServiceError> {
+        let record = format!("pending:{}", p.pending_id);
+        let plain = self
+            .sealer
+            .open(&p.sealed, pending_ctx(&p.bot_id, &record))
+            .await?;
+        serde_json::from_slice(&plain).map_err(ServiceError::Decode)
+    }
+
+    async fn store_confirmed(&self, p: PendingConnection) -> Result<Confirmed, ServiceError> {
+        let secrets = self.open_pending(&p).await?;
+        let owner = Owner::User(p.user_id.clone());
+        let new = NewToken {
+            bot_id: &p.bot_id,
+            owner: &owner,
+            alias: &p.alias,
+            provider: &p.provider,
+            expires_at: p.token_expires_at,
+        };
+        let token_id = self.store_connected(&new, secrets).await?;
+        tracing::info!(bot_id = %p.bot_id, alias = %p.alias, %token_id, "sign-in confirmed; token stored");
+        self.emit(
+            EventKind::Token,
+            super::EventSubject {
+                bot: &p.bot_id,
+                alias: &p.alias,
+                provider: &p.provider,
+                owner: &owner,
+            },
+            Some(&token_id),
+        )
+        .await;
+        Ok(Confirmed {
+            alias: p.alias,
+            token_id,
+        })
+    }
+
+    /// Drops a waiting sign-in (when this request is the one that removes it): revokes its
+    /// grant at the provider (best effort) and reports `oauth_failed:<alias>`.
+    async fn drop_pending(&self, p: &PendingConnection, why: &str) -> Result<(), ServiceError> {
+        let Some(p) = self
+            .store
+            .take_pending(&p.bot_id, &p.user_id, &p.pending_id)
+            .await?
+        else {
+            return Ok(());
+        };
+        tracing::info!(bot_id = %p.bot_id, alias = %p.alias, why, "waiting sign-in dropped");
+        match self.open_pending(&p).await {
+            Ok(secrets) => self.revoke_grant(&p.provider, &secrets).await,
+            Err(e) => {
+                tracing::warn!(bot_id = %p.bot_id, error = %e, "dropped sign-in could not be opened for revocation")
+            }
+        }
+        let mut event = Event::new(
+            EventKind::OauthFailed,
+            &p.bot_id,
+            &p.alias,
+            &p.provider,
+            &Owner::User(p.user_id.clone()),
+            None,
+            self.clock.now(),
+        );
+        event.detail.reason = Some(FailureReason::ConfirmationFailed);
+        self.publish(event).await;
+        Ok(())
+    }
+}
