@@ -20,7 +20,29 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     let bins = BINS
         .get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let out = std::process::Command::new(cargo)
+            let mut command = std::process::Command::new(cargo);
+            // What cargo set for this test process describes the test crate, not the build:
+            // build scripts (ring's) track `CARGO_MANIFEST_DIR`, so leaving it in would make
+            // this build and `cargo test`'s rebuild each other's dependencies every time.
+            for (key, _) in std::env::vars_os() {
+                let key = key.to_string_lossy();
+                if key.starts_with("CARGO_PKG_")
+                    || key.starts_with("CARGO_BIN_")
+                    || [
+                        "CARGO_MANIFEST_DIR",
+                        "CARGO_MANIFEST_PATH",
+                        "CARGO_MANIFEST_LINKS",
+                        "CARGO_CRATE_NAME",
+                        "CARGO_PRIMARY_PACKAGE",
+                        "CARGO_TARGET_TMPDIR",
+                        "OUT_DIR",
+                    ]
+                    .contains(&key.as_ref())
+                {
+                    command.env_remove(key.as_ref());
+                }
+            }
+            let out = command
                 // The targets and features of `cargo test --workspace --all-features`, so
                 // that when the tests run under it everything is fresh and nothing (the AWS
                 // SDK above all) is compiled a second time with another feature set.
