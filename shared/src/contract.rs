@@ -217,6 +217,7 @@ pub async fn store_pending_connections(store: Arc<dyn Store>) {
         pending_id: id.to_owned(),
         bot_id: b.clone(),
         user_id: user.clone(),
+        confirm: crate::domain::integrations::Confirm::Code,
         alias: alias("cal"),
         provider: ProviderName::parse("google").unwrap_or_else(|e| unreachable!("{e}")),
         code_hash: crate::domain::ids::sha256_hex(id),
@@ -281,8 +282,36 @@ pub async fn store_pending_connections(store: Arc<dyn Store>) {
     }
     assert_eq!(won.len(), 1);
     assert_eq!(won[0].attempts, 5);
-    assert_eq!(store.pendings_of(&b, &ada).await.unwrap(), vec![a2]);
+    assert_eq!(store.pendings_of(&b, &ada).await.unwrap(), vec![a2.clone()]);
     assert_eq!(store.count_wrong_code(&b, &ada, "p-1").await.unwrap(), None);
+
+    // A sign-in waiting for the platform is found by its flow, not among the user's codes.
+    let mut by_flow = pending(&ada, "p-4", 1_003);
+    by_flow.confirm = crate::domain::integrations::Confirm::Redirect;
+    by_flow.code_hash = crate::domain::ids::sha256_hex("flow-4");
+    store.put_pending(&by_flow).await.unwrap();
+    assert_eq!(store.pendings_of(&b, &ada).await.unwrap(), vec![a2]);
+    assert_eq!(
+        store
+            .take_pending_by_flow(&stranger, &by_flow.code_hash)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .take_pending_by_flow(&b, &by_flow.code_hash)
+            .await
+            .unwrap(),
+        Some(by_flow.clone())
+    );
+    assert_eq!(
+        store
+            .take_pending_by_flow(&b, &by_flow.code_hash)
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 pub async fn store_tokens_are_isolated_per_bot_and_owner(store: Arc<dyn Store>) {

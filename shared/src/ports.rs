@@ -39,6 +39,9 @@ pub trait BotStore: Send + Sync {
     /// `false` when there is no such bot.
     async fn set_bot_key(&self, bot: &BotId, key_hash: &str) -> Result<bool, StoreError>;
     async fn bot_key_hash(&self, bot: &BotId) -> Result<Option<String>, StoreError>;
+    /// The bot's `confirm_url` (for `confirm: redirect`); `false` when there is no such bot.
+    async fn set_confirm_url(&self, bot: &BotId, url: Option<&str>) -> Result<bool, StoreError>;
+    async fn confirm_url(&self, bot: &BotId) -> Result<Option<String>, StoreError>;
     async fn put_integrations(&self, bot: &BotId, list: &[Integration]) -> Result<(), StoreError>;
     async fn integrations(&self, bot: &BotId) -> Result<Vec<Integration>, StoreError>;
 }
@@ -78,8 +81,16 @@ pub trait FlowStore: Send + Sync {
     /// even when two callbacks race (security item 1).
     async fn take_flow(&self, bot: &BotId, state_hash: &str) -> Result<Option<Flow>, StoreError>;
     async fn put_connect_session(&self, session: &ConnectSession) -> Result<(), StoreError>;
-    /// Sign-ins waiting for their chat user's confirmation code.
+    /// Sign-ins waiting for their chat user's confirmation code (`confirm: code`, listed by
+    /// user) or for the platform's confirmation (`confirm: redirect`, found by flow).
     async fn put_pending(&self, pending: &PendingConnection) -> Result<(), StoreError>;
+    /// Removes and returns the `confirm: redirect` sign-in whose flow id hashes to
+    /// `flow_hash`.
+    async fn take_pending_by_flow(
+        &self,
+        bot: &BotId,
+        flow_hash: &str,
+    ) -> Result<Option<PendingConnection>, StoreError>;
     async fn pendings_of(
         &self,
         bot: &BotId,

@@ -204,3 +204,92 @@ pub async fn a_sign_in_confirmed_by_code_is_stored_once_the_chat_sends_it(
     assert_eq!(tokens["tokens"], serde_json::json!({}));
     Ok(())
 }
+
+pub async fn a_sign_in_confirmed_by_redirect_is_stored_for_the_platforms_user(
+    w: World,
+) -> anyhow::Result<()> {
+    let yaml = CONFIRM_BY_CODE.replace("confirm: code", "confirm: redirect");
+    let put = w
+        .bot(Method::PUT, "/integrations")
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await?;
+    assert_eq!(put.status(), 200, "{}", put.text().await?);
+    // No link before the operator says where the platform confirms.
+    let resp = w
+        .bot(Method::POST, "/oauth-links")
+        .json(&serde_json::json!({"alias": "demo", "user_id": "u-1"}))
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 409);
+    let settings = w
+        .http
+        .put(w.url("/v1/admin/bots/acme"))
+        .bearer_auth(e2e::ADMIN_KEY)
+        .json(&serde_json::json!({"confirm_url": "https://chat.example/confirm"}))
+        .send()
+        .await?;
+    assert_eq!(settings.status(), 200, "{}", settings.text().await?);
+
+    // The callback sends the browser to the platform with a flow id, nothing else.
+    let flow_after_sign_in = || async {
+        let link = w.mint_link("demo", Some("u-1")).await?;
+        let callback = w.authorize(&link).await?;
+        let to = location(w.http.get(&callback).send().await?)?;
+        let to = url::Url::parse(&to)?;
+        anyhow::ensure!(
+            to.as_str()
+                .starts_with("https://chat.example/confirm?flow="),
+            "{to}"
+        );
+        anyhow::ensure!(to.query_pairs().count() == 1, "{to}");
+        Ok::<_, anyhow::Error>(
+            to.query_pairs()
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default(),
+        )
+    };
+    let w = &w;
+    let confirm = |flow: String, user: &'static str| async move {
+        w.bot_json_with(
+            Method::POST,
+            &format!("/flows/{flow}/confirm"),
+            serde_json::json!({ "user_id": user }),
+        )
+        .await
+    };
+
+    // The platform's signed-in user is someone else: refused, dropped, revoked.
+    let flow = flow_after_sign_in().await?;
+    let (_, tokens) = w.bot_json(Method::GET, "/users/u-1/tokens").await?;
+    assert_eq!(tokens["tokens"], serde_json::json!({}));
+    let (status, body) = confirm(flow.clone(), "u-2").await?;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (409, "user_mismatch".into())
+    );
+    assert_eq!(confirm(flow, "u-1").await?.0, 404);
+    let revoked = w
+        .provider
+        .requests()
+        .into_iter()
+        .filter(|r| r["endpoint"] == "revoke")
+        .count();
+    assert_eq!(revoked, 1);
+    let failed = w.events_of("oauth_failed:demo").await?;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["detail"]["reason"], "confirmation_failed");
+
+    // The link's user: stored and announced, once.
+    let flow = flow_after_sign_in().await?;
+    let (status, done) = confirm(flow.clone(), "u-1").await?;
+    assert_eq!(status, 200, "{done}");
+    let (_, tokens) = w.bot_json(Method::GET, "/users/u-1/tokens").await?;
+    assert_eq!(tokens["tokens"]["demo"], done["token_id"]);
+    let events = w.events_of("token:demo").await?;
+    assert_eq!(events.len(), 1);
+    assert_eq!(confirm(flow, "u-1").await?.0, 404);
+    Ok(())
+}

@@ -68,6 +68,7 @@ on_both_backends!(binding:
     a_link_requested_in_a_loop_stops_starting_flows,
     the_connect_form_accepts_only_its_own_page,
     a_sign_in_confirmed_by_code_is_stored_once_the_chat_sends_it,
+    a_sign_in_confirmed_by_redirect_is_stored_for_the_platforms_user,
 );
 on_both_backends!(bad_input:
     keys_are_required_and_bots_are_isolated,

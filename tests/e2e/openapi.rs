@@ -129,6 +129,11 @@ async fn schemathesis_finds_nothing_in_the_operator_routes() -> anyhow::Result<(
 [dictionaries.providers]
 values = ["google", "github", "slack", "demo"]
 
+# A confirm_url is a URL with rules a pattern cannot state (https, no credentials, ...).
+[[operations]]
+include-operation-id = "put_bot_settings"
+checks.positive_data_acceptance.expected-statuses = {VALID_INPUT_STATUSES}
+
 [[operations]]
 include-operation-id = "put_provider"
 checks.positive_data_acceptance.expected-statuses = {VALID_INPUT_STATUSES}

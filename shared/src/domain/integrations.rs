@@ -47,6 +47,10 @@ pub enum Confirm {
     /// The callback page shows a one-time code; the token is stored when the bot sends that
     /// code back from the chat (`POST .../users/{user_id}/confirmations`).
     Code,
+    /// The browser goes on to the bot's `confirm_url` with an unguessable flow id; the
+    /// platform, which knows its signed-in user, confirms it
+    /// (`POST .../flows/{flow_id}/confirm`).
+    Redirect,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -384,10 +388,11 @@ impl EntryFields {
                 let confirm = match raw {
                     "none" => Confirm::None,
                     "code" => Confirm::Code,
+                    "redirect" => Confirm::Redirect,
                     other => {
                         return Err(issue(
                             pos,
-                            format!("confirm must be 'none' or 'code', not '{other}'"),
+                            format!("confirm must be 'none', 'code' or 'redirect', not '{other}'"),
                         ))
                     }
                 };
@@ -426,13 +431,15 @@ impl EntryFields {
                 "'context' is required: 'bot' or 'user'".to_owned(),
             ));
         }
-        if let (Some((Confirm::Code, pos)), Some(Context::Bot)) = (self.confirm, self.context) {
-            self.issues.push(issue(
-                pos,
-                "confirm: code applies to user-context integrations; the bot's builder \
-                 connects bot-context ones on the connect page"
-                    .to_owned(),
-            ));
+        if let (Some((confirm, pos)), Some(Context::Bot)) = (self.confirm, self.context) {
+            if confirm != Confirm::None {
+                self.issues.push(issue(
+                    pos,
+                    "confirm: code and confirm: redirect apply to user-context integrations; \
+                     the bot's builder connects bot-context ones on the connect page"
+                        .to_owned(),
+                ));
+            }
         }
         match (self.provider, self.context) {
             (Some((provider, provider_pos)), Some(context)) if self.issues.is_empty() => {

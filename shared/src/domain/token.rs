@@ -175,7 +175,10 @@ pub struct PendingConnection {
     pub user_id: UserId,
     pub alias: Alias,
     pub provider: ProviderName,
-    /// SHA-256 of `{pending_id}:{code}`.
+    /// `Code`: waits for the user's code; `Redirect`: for the platform's confirmation.
+    pub confirm: Confirm,
+    /// `Code`: SHA-256 of `{pending_id}:{code}`. `Redirect`: SHA-256 of the flow id given to
+    /// the bot's `confirm_url`, by which the platform names it.
     pub code_hash: String,
     /// Wrong codes sent for this user while it waited.
     pub attempts: i64,

@@ -70,6 +70,55 @@ pub struct IntegrationList {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct BotSettings {
+    /// Where sign-ins of `confirm: redirect` integrations send the browser, with
+    /// `?flow=<flow id>` added: a page of the bot's platform that checks its own signed-in
+    /// user and confirms the flow. https (http only on a loopback host), at most 2048
+    /// characters, no credentials, fragment or `flow` parameter. `null` removes it.
+    #[schema(
+        max_length = 2048,
+        example = "https://chat.example.com/integrations/confirm"
+    )]
+    pub confirm_url: Option<String>,
+}
+
+/// A bot's settings.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BotSettingsView {
+    #[schema(example = "acme")]
+    pub bot_id: String,
+    pub confirm_url: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlowConfirmation {
+    /// The platform's signed-in user who came back from the sign-in: must be the user the
+    /// link was made for. 1 to 256 characters, no control characters.
+    #[schema(
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        min_length = 1,
+        max_length = 256,
+        example = "u-1"
+    )]
+    pub user_id: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct FlowPath {
+    /// The flow id the bot's `confirm_url` received (43 base64url characters). Any other
+    /// value is answered `404`.
+    #[param(
+        min_length = 1,
+        max_length = 64,
+        example = "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5"
+    )]
+    flow_id: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ConfirmationCode {
     /// The code the sign-in's page showed, as the user typed it in the chat.
     #[schema(
@@ -255,7 +304,7 @@ impl PartialSchema for IntegrationEntry {
                 "confirm",
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .enum_values(Some(["none", "code"]))
+                    .enum_values(Some(["none", "code", "redirect"]))
                     .description(Some(
                         "`code` (user context only): the token is stored once the user types                          the code the sign-in page shows in the chat and the bot sends it to                          `POST /v1/bots/{bot_id}/users/{user_id}/confirmations`. Default `none`.",
                     )),
@@ -329,6 +378,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_bot))
         .routes(routes!(rotate_bot_key))
+        .routes(routes!(put_bot_settings))
         .routes(routes!(put_provider))
         .routes(routes!(list_providers))
         .routes(routes!(put_integrations, get_integrations))
@@ -337,6 +387,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(bot_tokens))
         .routes(routes!(user_tokens))
         .routes(routes!(confirm_code))
+        .routes(routes!(confirm_flow))
         .routes(routes!(token_info))
         .routes(routes!(access_token))
         .routes(routes!(full_token, delete_token))
@@ -378,6 +429,32 @@ async fn rotate_bot_key(
         BotId::parse(&path_value(bot, |b| b.bot_id)).map_err(|_| ApiError::NotFound("bot"))?;
     Ok(Json(ApiKey {
         api_key: s.rotate_bot_key(&bot).await?,
+    }))
+}
+
+/// Set a bot's settings: its `confirm_url`.
+#[utoipa::path(put, path = "/v1/admin/bots/{bot_id}", tag = "operator", security(("admin_key" = [])),
+    params(BotPath), request_body = BotSettings,
+    responses(
+        (status = 200, body = BotSettingsView, description = "The bot's settings"),
+        (status = 400, body = ErrorBody, description = "`malformed_json`: the body is not JSON"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong admin key"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such bot"),
+        (status = 413, body = ErrorBody, description = "`payload_too_large`: body over 64 KiB"),
+        (status = 415, body = ErrorBody, description = "`unsupported_media_type`: not `application/json`"),
+        (status = 422, body = ErrorBody, description = "`invalid_value`: `confirm_url` breaks its rule; or `invalid_body`")))]
+async fn put_bot_settings(
+    State(s): State<AppState>,
+    _: Operator,
+    bot: Result<Path<BotPath>, PathRejection>,
+    ApiJson(body): ApiJson<BotSettings>,
+) -> Result<Json<BotSettingsView>, ApiError> {
+    let bot =
+        BotId::parse(&path_value(bot, |b| b.bot_id)).map_err(|_| ApiError::NotFound("bot"))?;
+    let url = s.set_confirm_url(&bot, body.confirm_url.as_deref()).await?;
+    Ok(Json(BotSettingsView {
+        bot_id: bot.to_string(),
+        confirm_url: url.map(String::from),
     }))
 }
 
@@ -607,6 +684,37 @@ async fn confirm_code(
     let user = UserId::parse(&path_value(user_path, |u| u.user_id))
         .map_err(|_| ApiError::NotFound("user"))?;
     let done = s.confirm_code(&bot, &user, body.code.trim()).await?;
+    Ok(Json(ConfirmedToken {
+        alias: done.alias.to_string(),
+        token_id: done.token_id.to_string(),
+    }))
+}
+
+/// Confirms a sign-in of an integration with `confirm: redirect`: the bot's platform names
+/// its signed-in user who arrived at `confirm_url?flow=<flow_id>`. The token is then stored
+/// and `token:<alias>` sent.
+#[utoipa::path(post, path = "/v1/bots/{bot_id}/flows/{flow_id}/confirm", tag = "bot", security(("bot_key" = [])),
+    params(BotPath, FlowPath), request_body = FlowConfirmation,
+    responses(
+        (status = 200, body = ConfirmedToken, description = "The sign-in's token is stored under this user"),
+        (status = 400, body = ErrorBody, description = "`malformed_json`: the body is not JSON"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong key"),
+        (status = 404, body = ErrorBody,
+         description = "`not_found`: no such bot, or another bot's; no sign-in waits under this flow id (unknown, already confirmed, or expired)"),
+        (status = 409, body = ErrorBody,
+         description = "`user_mismatch`: the link was made for another user; the sign-in is dropped and its grant revoked"),
+        (status = 413, body = ErrorBody, description = "`payload_too_large`: body over 64 KiB"),
+        (status = 415, body = ErrorBody, description = "`unsupported_media_type`: not `application/json`"),
+        (status = 422, body = ErrorBody, description = "`invalid_value`: a `user_id` that breaks the rule; or `invalid_body`")))]
+async fn confirm_flow(
+    State(s): State<AppState>,
+    AuthedBot(bot): AuthedBot,
+    flow: Result<Path<FlowPath>, PathRejection>,
+    ApiJson(body): ApiJson<FlowConfirmation>,
+) -> Result<Json<ConfirmedToken>, ApiError> {
+    let user = UserId::parse(&body.user_id).map_err(unprocessable)?;
+    let flow_id = path_value(flow, |f| f.flow_id);
+    let done = s.confirm_flow(&bot, &flow_id, &user).await?;
     Ok(Json(ConfirmedToken {
         alias: done.alias.to_string(),
         token_id: done.token_id.to_string(),

@@ -115,12 +115,13 @@ async fn callback(
     let params = params.map(|Query(p)| p).unwrap_or_default();
     let key = browser_key(&headers, is_secure(&s));
     match s.callback(&provider, params, key.as_ref()).await {
-        Ok(done) => match &done.confirmation_code {
-            Some(code) => {
+        Ok(done) => match (&done.confirmation_code, &done.redirect_to) {
+            (Some(code), _) => {
                 use secrecy::ExposeSecret;
                 pages::confirm_in_chat(done.provider.as_str(), code.expose_secret())
             }
-            None => pages::connected(done.provider.as_str()),
+            (None, Some(to)) => pages::redirect(to.as_str()),
+            (None, None) => pages::connected(done.provider.as_str()),
         },
         Err(e) => e.into_response(),
     }

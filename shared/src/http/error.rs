@@ -164,6 +164,16 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidConfirmationCode => {
                 unprocessable("invalid_confirmation_code", message)
             }
+            ServiceError::InvalidConfirmUrl(_) => unprocessable("invalid_value", message),
+            ServiceError::ConfirmUrlNotSet(_) => ApiError::Conflict {
+                code: "confirm_url_not_set",
+                message,
+            },
+            ServiceError::UserMismatch => ApiError::Conflict {
+                code: "user_mismatch",
+                message,
+            },
+            ServiceError::FlowNotFound => ApiError::NotFound("flow"),
             ServiceError::InvalidIntegrations(details) => ApiError::Unprocessable {
                 code: "invalid_integrations",
                 message,

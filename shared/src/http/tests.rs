@@ -65,6 +65,7 @@ fn json_req(method: Method, uri: &str, key: Option<&str>, body: Value) -> Reques
 const CONTRACT_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/admin/bots"),
     ("post", "/v1/admin/bots/{bot_id}/api-key"),
+    ("put", "/v1/admin/bots/{bot_id}"),
     ("put", "/v1/admin/providers/{name}"),
     ("get", "/v1/admin/providers"),
     ("put", "/v1/bots/{bot_id}/integrations"),
@@ -74,6 +75,7 @@ const CONTRACT_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/bots/{bot_id}/tokens"),
     ("get", "/v1/bots/{bot_id}/users/{user_id}/tokens"),
     ("post", "/v1/bots/{bot_id}/users/{user_id}/confirmations"),
+    ("post", "/v1/bots/{bot_id}/flows/{flow_id}/confirm"),
     ("get", "/v1/bots/{bot_id}/tokens/{token_id}/info"),
     ("get", "/v1/bots/{bot_id}/tokens/{token_id}/access-token"),
     ("get", "/v1/bots/{bot_id}/tokens/{token_id}"),
@@ -111,6 +113,7 @@ async fn the_openapi_document_covers_every_route_and_only_real_ones() {
                 .replace("{bot_id}", "acme")
                 .replace("{token_id}", "tok_x")
                 .replace("{user_id}", "u-1")
+                .replace("{flow_id}", "f")
                 .replace("{name}", "google");
             let req = Request::builder()
                 .method(method.to_uppercase().as_str())

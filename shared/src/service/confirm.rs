@@ -6,11 +6,13 @@ use super::flow::NewToken;
 use super::{Service, ServiceError};
 use crate::domain::events::{Event, EventKind, FailureReason};
 use crate::domain::ids::{random_urlsafe, sha256_hex, Alias, BotId, TokenId, UserId};
+use crate::domain::integrations::Confirm;
 use crate::domain::token::{Owner, PendingConnection, TokenSecrets};
 use crate::ports::{Purpose, SealContext};
 use rand::Rng;
 use secrecy::SecretString;
 use subtle::ConstantTimeEq;
+use url::Url;
 
 /// How long a sign-in waits for its code.
 pub const CONFIRMATION_TTL_SECS: i64 = 10 * 60;
@@ -62,6 +64,7 @@ impl Service {
             .await?;
         self.store
             .put_pending(&PendingConnection {
+                confirm: Confirm::Code,
                 code_hash: code_hash(&pending_id, &code),
                 pending_id,
                 bot_id: new.bot_id.clone(),
@@ -77,6 +80,86 @@ impl Service {
             .await?;
         tracing::info!(bot_id = %new.bot_id, alias = %new.alias, "sign-in waits for its confirmation code");
         Ok(SecretString::from(code))
+    }
+
+    /// `confirm: redirect`: seals the token as pending under a fresh flow id and answers where
+    /// to send the browser: the bot's `confirm_url` with `flow=<flow id>`.
+    pub(super) async fn hold_for_platform(
+        &self,
+        new: &NewToken<'_>,
+        user: &UserId,
+        secrets: &TokenSecrets,
+    ) -> Result<Url, ServiceError> {
+        let raw = self
+            .store
+            .confirm_url(new.bot_id)
+            .await?
+            .ok_or_else(|| ServiceError::ConfirmUrlNotSet(new.alias.clone()))?;
+        let mut url =
+            Url::parse(&raw).map_err(|e| ServiceError::InvalidConfirmUrl(e.to_string()))?;
+        let now = self.clock.unix();
+        let pending_id = random_urlsafe(24);
+        let flow_id = random_urlsafe(32);
+        let plain =
+            zeroize::Zeroizing::new(serde_json::to_vec(secrets).map_err(ServiceError::Decode)?);
+        let record = format!("pending:{pending_id}");
+        let sealed = self
+            .sealer
+            .seal(&plain, pending_ctx(new.bot_id, &record))
+            .await?;
+        self.store
+            .put_pending(&PendingConnection {
+                confirm: Confirm::Redirect,
+                code_hash: sha256_hex(&flow_id),
+                pending_id,
+                bot_id: new.bot_id.clone(),
+                user_id: user.clone(),
+                alias: new.alias.clone(),
+                provider: new.provider.clone(),
+                attempts: 0,
+                sealed,
+                token_expires_at: new.expires_at,
+                expires_at: now + CONFIRMATION_TTL_SECS,
+                created_at: now,
+            })
+            .await?;
+        url.query_pairs_mut().append_pair("flow", &flow_id);
+        tracing::info!(bot_id = %new.bot_id, alias = %new.alias, "sign-in waits for the platform's confirmation");
+        Ok(url)
+    }
+
+    /// `POST /v1/bots/{bot_id}/flows/{flow_id}/confirm`: the platform, having checked its
+    /// own session, names the user who came back. The link's user: the token is stored.
+    /// Another user: the sign-in is dropped (revoked, `oauth_failed`) and refused.
+    pub async fn confirm_flow(
+        &self,
+        bot: &BotId,
+        flow_id: &str,
+        user: &UserId,
+    ) -> Result<Confirmed, ServiceError> {
+        if flow_id.len() != 43
+            || !flow_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ServiceError::FlowNotFound);
+        }
+        let Some(p) = self
+            .store
+            .take_pending_by_flow(bot, &sha256_hex(flow_id))
+            .await?
+        else {
+            return Err(ServiceError::FlowNotFound);
+        };
+        if p.expires_at <= self.clock.unix() {
+            self.discard_pending(p, "expired").await;
+            return Err(ServiceError::FlowNotFound);
+        }
+        if &p.user_id != user {
+            self.discard_pending(p, "confirmed for another user").await;
+            return Err(ServiceError::UserMismatch);
+        }
+        self.store_confirmed(p).await
     }
 
     /// `POST /v1/bots/{bot_id}/users/{user_id}/confirmations`: stores the token of the
@@ -166,16 +249,21 @@ impl Service {
         })
     }
 
-    /// Drops a waiting sign-in (when this request is the one that removes it): revokes its
-    /// grant at the provider (best effort) and reports `oauth_failed:<alias>`.
+    /// Drops a waiting sign-in (when this request is the one that removes it).
     async fn drop_pending(&self, p: &PendingConnection, why: &str) -> Result<(), ServiceError> {
-        let Some(p) = self
+        if let Some(p) = self
             .store
             .take_pending(&p.bot_id, &p.user_id, &p.pending_id)
             .await?
-        else {
-            return Ok(());
-        };
+        {
+            self.discard_pending(p, why).await;
+        }
+        Ok(())
+    }
+
+    /// A waiting sign-in this request removed: revokes its grant at the provider (best
+    /// effort) and reports `oauth_failed:<alias>` with `confirmation_failed`.
+    async fn discard_pending(&self, p: PendingConnection, why: &str) {
         tracing::info!(bot_id = %p.bot_id, alias = %p.alias, why, "waiting sign-in dropped");
         match self.open_pending(&p).await {
             Ok(secrets) => self.revoke_grant(&p.provider, &secrets).await,
@@ -194,6 +282,5 @@ impl Service {
         );
         event.detail.reason = Some(FailureReason::ConfirmationFailed);
         self.publish(event).await;
-        Ok(())
     }
 }

@@ -32,6 +32,14 @@ pub enum ServiceError {
     ConcurrentConnect,
     #[error("no sign-in of this user waits for this code")]
     InvalidConfirmationCode,
+    #[error("'{0}' is confirmed by redirect, and this bot has no confirm_url: the operator must set it with PUT /v1/admin/bots/{{bot_id}}")]
+    ConfirmUrlNotSet(Alias),
+    #[error("confirm_url {0}")]
+    InvalidConfirmUrl(String),
+    #[error("no sign-in waits for confirmation under this flow id")]
+    FlowNotFound,
+    #[error("the sign-in was started for another user; it was dropped")]
+    UserMismatch,
     #[error("the provider is unavailable")]
     ProviderUnavailable { retry_after: u64 },
     #[error("the provider failed")]

@@ -86,6 +86,9 @@ pub struct Connected {
     pub provider: ProviderName,
     /// With `confirm: code`: the code the person types in the chat; the token waits for it.
     pub confirmation_code: Option<SecretString>,
+    /// With `confirm: redirect`: the bot's `confirm_url` with the flow id; the token waits
+    /// for the platform's confirmation.
+    pub redirect_to: Option<Url>,
 }
 
 /// A token about to be stored: whose, for which alias, from which provider.
@@ -242,13 +245,34 @@ impl Service {
             provider: &flow.provider,
             expires_at,
         };
-        if let (Confirm::Code, Owner::User(user)) = (flow.confirm, &flow.owner) {
-            let code = self.hold_for_confirmation(&new, user, &secrets).await?;
-            return Ok(Connected {
-                alias: flow.alias,
-                provider: flow.provider,
-                confirmation_code: Some(code),
-            });
+        match (flow.confirm, &flow.owner) {
+            (Confirm::Code, Owner::User(user)) => {
+                let code = self.hold_for_confirmation(&new, user, &secrets).await?;
+                return Ok(Connected {
+                    alias: flow.alias,
+                    provider: flow.provider,
+                    confirmation_code: Some(code),
+                    redirect_to: None,
+                });
+            }
+            (Confirm::Redirect, Owner::User(user)) => {
+                let to = match self.hold_for_platform(&new, user, &secrets).await {
+                    Ok(to) => to,
+                    // The operator removed the bot's confirm_url meanwhile: nothing is kept.
+                    Err(ServiceError::ConfirmUrlNotSet(_)) => {
+                        self.revoke_grant(&flow.provider, &secrets).await;
+                        return Err(FlowError::NotConfigured);
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                return Ok(Connected {
+                    alias: flow.alias,
+                    provider: flow.provider,
+                    confirmation_code: None,
+                    redirect_to: Some(to),
+                });
+            }
+            _ => {}
         }
         let token_id = self.store_connected(&new, secrets).await?;
         tracing::info!(bot_id = %flow.bot_id, alias = %flow.alias, %token_id, "token stored");
@@ -258,6 +282,7 @@ impl Service {
             alias: flow.alias,
             provider: flow.provider,
             confirmation_code: None,
+            redirect_to: None,
         })
     }
 

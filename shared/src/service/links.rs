@@ -122,6 +122,10 @@ impl Service {
                 integration.provider.clone(),
             ));
         }
+        if integration.confirm == Confirm::Redirect && self.store.confirm_url(bot).await?.is_none()
+        {
+            return Err(ServiceError::ConfirmUrlNotSet(alias.clone()));
+        }
         let now = self.clock.unix();
         let link = Link {
             link_id: LinkId::generate(bot),

@@ -8,6 +8,7 @@ use crate::domain::providers::{check_endpoint, ProviderApp, ProviderAppInput};
 use crate::ports::ProviderError;
 use secrecy::ExposeSecret;
 use serde::Serialize;
+use url::Url;
 
 const DISCOVERY_PENDING: &str =
     "the issuer's discovery document could not be fetched; it is tried again when the app is first needed";
@@ -44,6 +45,25 @@ impl Service {
         self.forget_keys_of(bot);
         tracing::info!(bot_id = %bot, "bot key rotated");
         Ok(key)
+    }
+
+    /// Sets (or with `None` removes) where `confirm: redirect` sign-ins send the browser:
+    /// https, or http on a loopback host for development; no credentials or fragment.
+    pub async fn set_confirm_url(
+        &self,
+        bot: &BotId,
+        raw: Option<&str>,
+    ) -> Result<Option<Url>, ServiceError> {
+        let url = raw.map(parse_confirm_url).transpose()?;
+        if !self
+            .store
+            .set_confirm_url(bot, url.as_ref().map(Url::as_str))
+            .await?
+        {
+            return Err(ServiceError::BotNotFound);
+        }
+        tracing::info!(bot_id = %bot, set = url.is_some(), "bot confirm_url changed");
+        Ok(url)
     }
 
     /// Registers or replaces a provider app; the same path serves the admin API and the
@@ -127,5 +147,35 @@ impl Service {
 
     pub async fn providers(&self) -> Result<Vec<ProviderApp>, ServiceError> {
         Ok(self.store.providers().await?)
+    }
+}
+
+fn parse_confirm_url(raw: &str) -> Result<Url, ServiceError> {
+    let bad = |why: &str| ServiceError::InvalidConfirmUrl(why.to_owned());
+    if raw.len() > 2048 {
+        return Err(bad("longer than 2048 characters"));
+    }
+    let url = Url::parse(raw).map_err(|e| bad(&format!("not a URL ({e})")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("must not carry credentials"));
+    }
+    if url.fragment().is_some() {
+        return Err(bad("must not have a fragment"));
+    }
+    if url.query_pairs().any(|(k, _)| k == "flow") {
+        return Err(bad(
+            "must not have a 'flow' query parameter: the service adds it",
+        ));
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err(bad("must name a host")),
+    };
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        _ => Err(bad("must be https (http only on a loopback host)")),
     }
 }

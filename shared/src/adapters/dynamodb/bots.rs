@@ -40,6 +40,36 @@ impl BotStore for DynamoStore {
             .and_then(|i| opt_s(&i, "key_hash")))
     }
 
+    async fn set_confirm_url(&self, bot: &BotId, url: Option<&str>) -> Result<bool, StoreError> {
+        match url {
+            Some(u) => {
+                self.conditional_update(
+                    key(bot_pk(bot), "BOT"),
+                    "SET confirm_url = :u",
+                    "attribute_exists(pk)",
+                    vec![(":u", s(u))],
+                )
+                .await
+            }
+            None => {
+                self.conditional_update(
+                    key(bot_pk(bot), "BOT"),
+                    "REMOVE confirm_url",
+                    "attribute_exists(pk)",
+                    Vec::new(),
+                )
+                .await
+            }
+        }
+    }
+
+    async fn confirm_url(&self, bot: &BotId) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get(key(bot_pk(bot), "BOT"))
+            .await?
+            .and_then(|i| opt_s(&i, "confirm_url")))
+    }
+
     async fn put_integrations(&self, bot: &BotId, list: &[Integration]) -> Result<(), StoreError> {
         let mut item = key(bot_pk(bot), "INTEGRATIONS");
         item.insert(

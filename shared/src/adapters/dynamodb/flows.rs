@@ -11,11 +11,21 @@ fn pending_key(bot: &BotId, user: &UserId, id: &str) -> Item {
     key(bot_pk(bot), format!("{}{id}", pending_prefix(user)))
 }
 
+/// Where a `confirm: redirect` sign-in waits: found by its flow, whoever asks.
+fn flow_pending_key(bot: &BotId, flow_hash: &str) -> Item {
+    key(bot_pk(bot), format!("FLOWPENDING#{flow_hash}"))
+}
+
 fn pending_of(item: &Item, bot: &BotId, user: &UserId) -> Result<PendingConnection, StoreError> {
     Ok(PendingConnection {
         pending_id: get_s(item, "pending_id")?.to_owned(),
         bot_id: bot.clone(),
         user_id: user.clone(),
+        confirm: match opt_s(item, "confirm").as_deref() {
+            None | Some("code") => Confirm::Code,
+            Some("redirect") => Confirm::Redirect,
+            Some(_) => return Err(corrupt("pending confirm")),
+        },
         alias: parsed(Alias::parse, item, "alias")?,
         provider: parsed(ProviderName::parse, item, "provider")?,
         code_hash: get_s(item, "code_hash")?.to_owned(),
@@ -88,8 +98,14 @@ impl FlowStore for DynamoStore {
         item.insert("state_hash".into(), s(f.state_hash.as_str()));
         item.insert("link_key".into(), s(f.link_key.as_str()));
         item.insert("browser_hash".into(), s(f.browser_hash.as_str()));
-        if f.confirm == Confirm::Code {
-            item.insert("confirm".into(), s("code"));
+        match f.confirm {
+            Confirm::None => {}
+            Confirm::Code => {
+                item.insert("confirm".into(), s("code"));
+            }
+            Confirm::Redirect => {
+                item.insert("confirm".into(), s("redirect"));
+            }
         }
         item.insert("alias".into(), s(f.alias.as_str()));
         item.insert("provider".into(), s(f.provider.as_str()));
@@ -126,6 +142,7 @@ impl FlowStore for DynamoStore {
             confirm: match opt_s(&item, "confirm").as_deref() {
                 None => Confirm::None,
                 Some("code") => Confirm::Code,
+                Some("redirect") => Confirm::Redirect,
                 Some(_) => return Err(corrupt("flow confirm")),
             },
             bot_id: bot.clone(),
@@ -171,7 +188,15 @@ impl FlowStore for DynamoStore {
     }
 
     async fn put_pending(&self, p: &PendingConnection) -> Result<(), StoreError> {
-        let mut item = pending_key(&p.bot_id, &p.user_id, &p.pending_id);
+        let mut item = match p.confirm {
+            Confirm::Redirect => {
+                let mut item = flow_pending_key(&p.bot_id, &p.code_hash);
+                item.insert("confirm".into(), s("redirect"));
+                item.insert("user_id".into(), s(p.user_id.as_str()));
+                item
+            }
+            _ => pending_key(&p.bot_id, &p.user_id, &p.pending_id),
+        };
         item.insert("pending_id".into(), s(p.pending_id.as_str()));
         item.insert("alias".into(), s(p.alias.as_str()));
         item.insert("provider".into(), s(p.provider.as_str()));
@@ -210,6 +235,18 @@ impl FlowStore for DynamoStore {
             .await?
             .map(|item| pending_of(&item, bot, user))
             .transpose()
+    }
+
+    async fn take_pending_by_flow(
+        &self,
+        bot: &BotId,
+        flow_hash: &str,
+    ) -> Result<Option<PendingConnection>, StoreError> {
+        let Some(item) = self.delete(flow_pending_key(bot, flow_hash)).await? else {
+            return Ok(None);
+        };
+        let user = parsed(UserId::parse, &item, "user_id")?;
+        pending_of(&item, bot, &user).map(Some)
     }
 
     async fn count_wrong_code(

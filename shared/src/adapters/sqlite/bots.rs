@@ -39,6 +39,32 @@ impl BotStore for SqliteStore {
         .await
     }
 
+    async fn set_confirm_url(&self, bot: &BotId, url: Option<&str>) -> Result<bool, StoreError> {
+        let (bot, url) = (bot.to_string(), url.map(str::to_owned));
+        self.run(move |c| {
+            c.execute(
+                "UPDATE bots SET confirm_url = ?2 WHERE bot_id = ?1",
+                params![bot, url],
+            )
+            .map(|n| n == 1)
+        })
+        .await
+    }
+
+    async fn confirm_url(&self, bot: &BotId) -> Result<Option<String>, StoreError> {
+        let bot = bot.to_string();
+        self.run(move |c| {
+            c.query_row(
+                "SELECT confirm_url FROM bots WHERE bot_id = ?1",
+                [bot],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+        })
+        .await
+    }
+
     async fn put_integrations(&self, bot: &BotId, list: &[Integration]) -> Result<(), StoreError> {
         let body = serde_json::to_string(list).map_err(unavailable)?;
         let bot = bot.to_string();

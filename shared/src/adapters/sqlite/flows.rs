@@ -5,12 +5,22 @@ use crate::domain::integrations::Confirm;
 
 const FLOW_COLUMNS: &str = "state_hash, link_key, bot_id, alias, provider, user_id, sealed_verifier, redirect_uri, expires_at, created_at, scopes, nonce_hash, browser_hash, confirm";
 
-const PENDING_COLUMNS: &str = "pending_id, bot_id, user_id, alias, provider, code_hash, attempts, sealed, token_expires_at, expires_at, created_at";
+const PENDING_COLUMNS: &str = "pending_id, bot_id, user_id, alias, provider, code_hash, attempts, sealed, token_expires_at, expires_at, created_at, confirm";
 
 fn confirm_text(c: Confirm) -> &'static str {
     match c {
         Confirm::None => "none",
         Confirm::Code => "code",
+        Confirm::Redirect => "redirect",
+    }
+}
+
+fn confirm_from(raw: &str) -> rusqlite::Result<Confirm> {
+    match raw {
+        "none" => Ok(Confirm::None),
+        "code" => Ok(Confirm::Code),
+        "redirect" => Ok(Confirm::Redirect),
+        _ => Err(corrupt("confirm")),
     }
 }
 
@@ -27,6 +37,7 @@ fn pending_from(r: &Row<'_>) -> rusqlite::Result<PendingConnection> {
         token_expires_at: r.get(8)?,
         expires_at: r.get(9)?,
         created_at: r.get(10)?,
+        confirm: confirm_from(&r.get::<_, String>(11)?)?,
     })
 }
 
@@ -45,11 +56,7 @@ fn flow_from(r: &Row<'_>) -> rusqlite::Result<Flow> {
         scopes: serde_json::from_str(&r.get::<_, String>(10)?).map_err(|_| corrupt("scopes"))?,
         nonce_hash: r.get(11)?,
         browser_hash: r.get(12)?,
-        confirm: match r.get::<_, String>(13)?.as_str() {
-            "none" => Confirm::None,
-            "code" => Confirm::Code,
-            _ => return Err(corrupt("confirm")),
-        },
+        confirm: confirm_from(&r.get::<_, String>(13)?)?,
     })
 }
 
@@ -187,9 +194,10 @@ impl FlowStore for SqliteStore {
                 [p.created_at],
             )?;
             tx.execute(
-                &format!("INSERT INTO pending_connections ({PENDING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                &format!("INSERT INTO pending_connections ({PENDING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
                 params![p.pending_id, p.bot_id.as_str(), p.user_id.as_str(), p.alias.as_str(), p.provider.as_str(),
-                        p.code_hash, p.attempts, p.sealed, p.token_expires_at, p.expires_at, p.created_at],
+                        p.code_hash, p.attempts, p.sealed, p.token_expires_at, p.expires_at, p.created_at,
+                        confirm_text(p.confirm)],
             )?;
             tx.commit()
         })
@@ -204,7 +212,7 @@ impl FlowStore for SqliteStore {
         let (bot, user) = (bot.to_string(), user.to_string());
         self.run(move |c| {
             let mut stmt = c.prepare(&format!(
-                "SELECT {PENDING_COLUMNS} FROM pending_connections WHERE bot_id = ?1 AND user_id = ?2 ORDER BY created_at"
+                "SELECT {PENDING_COLUMNS} FROM pending_connections WHERE bot_id = ?1 AND user_id = ?2 AND confirm = 'code' ORDER BY created_at"
             ))?;
             let rows = stmt.query_map([bot, user], pending_from)?;
             rows.collect()
@@ -225,6 +233,25 @@ impl FlowStore for SqliteStore {
                     "DELETE FROM pending_connections WHERE bot_id = ?1 AND user_id = ?2 AND pending_id = ?3 RETURNING {PENDING_COLUMNS}"
                 ),
                 [bot, user, id],
+                pending_from,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn take_pending_by_flow(
+        &self,
+        bot: &BotId,
+        flow_hash: &str,
+    ) -> Result<Option<PendingConnection>, StoreError> {
+        let (bot, h) = (bot.to_string(), flow_hash.to_owned());
+        self.run(move |c| {
+            c.query_row(
+                &format!(
+                    "DELETE FROM pending_connections WHERE bot_id = ?1 AND code_hash = ?2 AND confirm = 'redirect' RETURNING {PENDING_COLUMNS}"
+                ),
+                [bot, h],
                 pending_from,
             )
             .optional()

@@ -138,10 +138,12 @@ CREATE TABLE connect_sessions (
     bot_id      TEXT NOT NULL REFERENCES bots(bot_id),
     expires_at  INTEGER NOT NULL
 );
+ALTER TABLE bots ADD COLUMN confirm_url TEXT;
 CREATE TABLE pending_connections (
     bot_id           TEXT NOT NULL REFERENCES bots(bot_id),
     user_id          TEXT NOT NULL,
     pending_id       TEXT NOT NULL,
+    confirm          TEXT NOT NULL,
     alias            TEXT NOT NULL,
     provider         TEXT NOT NULL,
     code_hash        TEXT NOT NULL,
@@ -152,6 +154,7 @@ CREATE TABLE pending_connections (
     created_at       INTEGER NOT NULL,
     PRIMARY KEY (bot_id, user_id, pending_id)
 );
+CREATE INDEX pending_by_flow ON pending_connections(bot_id, code_hash);
 "#,
 ];
 

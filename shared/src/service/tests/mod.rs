@@ -38,6 +38,12 @@ macro_rules! counted {
 
 #[async_trait]
 impl BotStore for CountingStore {
+    async fn set_confirm_url(&self, b: &BotId, u: Option<&str>) -> Result<bool, StoreError> {
+        counted!(self.set_confirm_url(b, u))
+    }
+    async fn confirm_url(&self, b: &BotId) -> Result<Option<String>, StoreError> {
+        counted!(self.confirm_url(b))
+    }
     async fn create_bot(&self, b: &BotId, h: &str, n: i64) -> Result<bool, StoreError> {
         counted!(self.create_bot(b, h, n))
     }
@@ -111,6 +117,13 @@ impl FlowStore for CountingStore {
         id: &str,
     ) -> Result<Option<PendingConnection>, StoreError> {
         counted!(self.take_pending(b, u, id))
+    }
+    async fn take_pending_by_flow(
+        &self,
+        b: &BotId,
+        h: &str,
+    ) -> Result<Option<PendingConnection>, StoreError> {
+        counted!(self.take_pending_by_flow(b, h))
     }
     async fn count_wrong_code(
         &self,

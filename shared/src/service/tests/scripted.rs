@@ -1003,3 +1003,124 @@ async fn a_sign_in_with_confirm_code_waits_for_the_users_code() {
         "confirmation_failed"
     );
 }
+
+#[tokio::test]
+async fn a_sign_in_confirmed_by_redirect_waits_for_the_platform() {
+    let provider = Arc::new(
+        Scripted::default()
+            .answer(Ok(granted("at-1", Some("rt-1"), Some(3600))))
+            .answer(Ok(granted("at-2", Some("rt-2"), Some(3600)))),
+    );
+    let s = setup_with(provider.clone()).await;
+    s.service
+        .put_integrations(
+            &s.bot,
+            "- provider: acme_idp\n  context: user\n  confirm: redirect\n",
+        )
+        .await
+        .unwrap();
+    let alias = Alias::parse("acme_idp").unwrap();
+    let user = UserId::parse("u-1").unwrap();
+    let owner = Owner::User(user.clone());
+
+    // No link until the operator sets where to send the browser, and only a sound URL.
+    let refused = s
+        .service
+        .create_link(&s.bot, &alias, Some(user.clone()))
+        .await;
+    assert!(
+        matches!(refused, Err(ServiceError::ConfirmUrlNotSet(_))),
+        "{refused:?}"
+    );
+    for bad in [
+        "http://chat.example/confirm",
+        "https://u:p@chat.example/confirm",
+        "https://chat.example/confirm#x",
+        "https://chat.example/confirm?flow=1",
+        "javascript:alert(1)",
+    ] {
+        let r = s.service.set_confirm_url(&s.bot, Some(bad)).await;
+        assert!(
+            matches!(r, Err(ServiceError::InvalidConfirmUrl(_))),
+            "{bad}: {r:?}"
+        );
+    }
+    s.service
+        .set_confirm_url(&s.bot, Some("https://chat.example/confirm?x=1"))
+        .await
+        .unwrap();
+
+    let flow_of = |done: &crate::service::Connected| {
+        let to = done.redirect_to.clone().expect("a redirect");
+        assert!(to
+            .as_str()
+            .starts_with("https://chat.example/confirm?x=1&flow="));
+        assert!(done.confirmation_code.is_none());
+        to.query_pairs()
+            .find(|(k, _)| k == "flow")
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    };
+
+    // Confirmed for another user: dropped, revoked, reported.
+    let state = started_flow(&s).await;
+    let done = s
+        .service
+        .callback(
+            "acme_idp",
+            callback_with(&state, "code-1"),
+            Some(&browser()),
+        )
+        .await
+        .unwrap();
+    let flow = flow_of(&done);
+    assert!(s
+        .service
+        .tokens_of(&s.bot, &owner)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(detail_types(&s).is_empty());
+    let other = UserId::parse("u-2").unwrap();
+    let r = s.service.confirm_flow(&s.bot, &flow, &other).await;
+    assert!(matches!(r, Err(ServiceError::UserMismatch)), "{r:?}");
+    let r = s.service.confirm_flow(&s.bot, &flow, &user).await;
+    assert!(matches!(r, Err(ServiceError::FlowNotFound)), "{r:?}");
+    assert!(provider.calls().contains(&"revoke rt-1".to_owned()));
+    let last = events(&s).pop().unwrap();
+    assert_eq!(last["detail-type"], "oauth_failed:acme_idp");
+    assert_eq!(last["detail"]["reason"], "confirmation_failed");
+
+    // Confirmed for the link's user: stored, once.
+    let state = started_flow(&s).await;
+    let done = s
+        .service
+        .callback(
+            "acme_idp",
+            callback_with(&state, "code-2"),
+            Some(&browser()),
+        )
+        .await
+        .unwrap();
+    let flow = flow_of(&done);
+    let confirmed = s.service.confirm_flow(&s.bot, &flow, &user).await.unwrap();
+    let tokens = s.service.tokens_of(&s.bot, &owner).await.unwrap();
+    assert_eq!(tokens.get(&alias), Some(&confirmed.token_id));
+    let full = s
+        .service
+        .full_token(&s.bot, &confirmed.token_id)
+        .await
+        .unwrap();
+    assert_eq!(full.credentials.token, "at-2");
+    assert_eq!(events(&s).pop().unwrap()["detail-type"], "token:acme_idp");
+    let again = s.service.confirm_flow(&s.bot, &flow, &user).await;
+    assert!(
+        matches!(again, Err(ServiceError::FlowNotFound)),
+        "{again:?}"
+    );
+    let unknown = s.service.confirm_flow(&s.bot, "nope", &user).await;
+    assert!(
+        matches!(unknown, Err(ServiceError::FlowNotFound)),
+        "{unknown:?}"
+    );
+}
