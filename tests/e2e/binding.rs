@@ -202,6 +202,22 @@ pub async fn a_sign_in_confirmed_by_code_is_stored_once_the_chat_sends_it(
     assert_eq!(failed[0]["detail"]["user_id"], "u-3");
     let (_, tokens) = w.bot_json(Method::GET, "/users/u-3/tokens").await?;
     assert_eq!(tokens["tokens"], serde_json::json!({}));
+
+    // A sign-in whose 10 minutes passed is dropped, even with its right code.
+    let code = sign_in_for_code(&w, "u-4").await?;
+    assert_eq!(w.age_waiting_sign_ins("u-4").await?, 1);
+    assert_eq!(confirm(&w, "u-4", &code).await?.0, 422);
+    let revoked = w
+        .provider
+        .requests()
+        .into_iter()
+        .filter(|r| r["endpoint"] == "revoke")
+        .count();
+    assert_eq!(revoked, 2);
+    let failed = w.events_of("oauth_failed:demo").await?;
+    assert_eq!(failed.len(), 2);
+    assert_eq!(failed[1]["detail"]["user_id"], "u-4");
+    assert_eq!(failed[1]["detail"]["reason"], "confirmation_failed");
     Ok(())
 }
 
