@@ -387,6 +387,77 @@ pub async fn store_tokens_are_isolated_per_bot_and_owner(store: Arc<dyn Store>) 
     assert!(store.tokens_of(&a, &user("u-1")).await.unwrap().is_empty());
 }
 
+/// A delete answers `None` only when the token is gone, also while refreshes commit new
+/// credentials under it, and it returns the credentials it removed (the ones to revoke).
+pub async fn store_deletes_tell_the_truth(store: Arc<dyn Store>) {
+    let b = fresh_bot("deletes");
+    assert!(store.create_bot(&b, "h", 1).await.unwrap());
+    let t = record(&b, user("u-1"), "cal", "sealed-0");
+    store.save_connected(&t).await.unwrap();
+
+    // Five refreshes commit one after another while a delete runs.
+    let refresher = {
+        let (store, b, t) = (Arc::clone(&store), b.clone(), t.clone());
+        tokio::spawn(async move {
+            let mut written = vec!["sealed-0".to_owned()];
+            for v in 1..=5i64 {
+                let holder = format!("r{v}");
+                if !store
+                    .acquire_lease(&b, &t.token_id, &holder, 10_000, 100)
+                    .await
+                    .unwrap()
+                {
+                    break;
+                }
+                let Some(current) = store.token(&b, &t.token_id).await.unwrap() else {
+                    break;
+                };
+                let mut next = current.clone();
+                next.sealed = Sealed::from_stored(format!("sealed-{v}"));
+                if !store
+                    .commit_refresh(&next, current.version, &holder)
+                    .await
+                    .unwrap()
+                {
+                    break;
+                }
+                written.push(format!("sealed-{v}"));
+            }
+            written
+        })
+    };
+    tokio::task::yield_now().await;
+    let deleted = store.delete_token(&b, &t.token_id).await.unwrap();
+    let written = refresher.await.unwrap();
+    let deleted = deleted.expect("the token existed: the delete must say so");
+    assert!(
+        written.contains(&deleted.sealed.as_str().to_owned()),
+        "{} not among {written:?}",
+        deleted.sealed.as_str()
+    );
+    assert_eq!(
+        written.last().map(String::as_str),
+        Some(deleted.sealed.as_str()),
+        "the delete removed the newest credentials, the ones to revoke"
+    );
+    assert_eq!(store.token(&b, &t.token_id).await.unwrap(), None);
+    assert!(store.tokens_of(&b, &user("u-1")).await.unwrap().is_empty());
+    assert_eq!(store.delete_token(&b, &t.token_id).await.unwrap(), None);
+
+    // Racing deletes: one removes it, the others find nothing.
+    let t = record(&b, user("u-2"), "cal", "sealed-x");
+    store.save_connected(&t).await.unwrap();
+    let deleters = (0..8).map(|_| {
+        let (store, b, id) = (Arc::clone(&store), b.clone(), t.token_id.clone());
+        tokio::spawn(async move { store.delete_token(&b, &id).await.unwrap() })
+    });
+    let mut removed = 0;
+    for d in deleters {
+        removed += usize::from(d.await.unwrap().is_some());
+    }
+    assert_eq!(removed, 1);
+}
+
 pub async fn store_refresh_lease_and_fenced_commit(store: Arc<dyn Store>) {
     let a = fresh_bot("lease");
     assert!(store.create_bot(&a, "h", 1).await.unwrap());
@@ -616,6 +687,7 @@ macro_rules! store_contract_tests {
             tokens_are_isolated => store_tokens_are_isolated_per_bot_and_owner,
             refresh_lease => store_refresh_lease_and_fenced_commit,
             pending_connections => store_pending_connections,
+            deletes => store_deletes_tell_the_truth,
         );
     };
 }

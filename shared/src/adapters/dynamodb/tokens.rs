@@ -97,43 +97,24 @@ impl TokenStore for DynamoStore {
         bot: &BotId,
         id: &TokenId,
     ) -> Result<Option<TokenRecord>, StoreError> {
-        let Some(record) = self.token(bot, id).await? else {
-            return Ok(None);
-        };
-        let pk = bot_pk(bot);
-        let delete = |sk: String,
-                      condition: &str,
-                      values: Option<Item>|
-         -> Result<TransactWriteItem, StoreError> {
-            Ok(TransactWriteItem::builder()
-                .delete(
-                    Delete::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(key(pk.as_str(), sk)))
-                        .condition_expression(condition)
-                        .set_expression_attribute_values(values)
-                        .build()
-                        .map_err(unavailable)?,
-                )
-                .build())
-        };
-        let res = self
-            .client
-            .transact_write_items()
-            .transact_items(delete(format!("TOKEN#{id}"), "attribute_exists(pk)", None)?)
-            .transact_items(delete(
-                owner_sk(&record.owner, &record.alias),
-                "token_id = :id",
-                Some(HashMap::from([(":id".to_owned(), s(id.as_str()))])),
-            )?)
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(Some(record)),
-            // Deleted by someone else meanwhile.
-            Err(e) if is_conditional(&e) => Ok(None),
-            Err(e) => Err(unavailable(e)),
+        // The item read is the item deleted: the transaction holds only while the sealed
+        // credentials are still the ones read, so the caller revokes exactly what was
+        // removed. A concurrent refresh or reconnect, or a transaction conflict, makes it
+        // read again and retry; `None` only when the token is gone.
+        let mut backoff = std::time::Duration::from_millis(20);
+        for _ in 0..DELETE_ATTEMPTS {
+            let Some(record) = self.token(bot, id).await? else {
+                return Ok(None);
+            };
+            if self.delete_exactly(&record).await? {
+                return Ok(Some(record));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
         }
+        Err(StoreError::Unavailable(
+            "the token kept changing while it was being deleted".into(),
+        ))
     }
 
     async fn acquire_lease(
@@ -284,6 +265,52 @@ impl DynamoStore {
             .transact_write_items()
             .transact_items(put(index)?)
             .transact_items(put(token_item(t))?)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+/// How many times a delete reads and tries again when the token changed under it.
+const DELETE_ATTEMPTS: usize = 6;
+
+impl DynamoStore {
+    /// Deletes the token and its owner index if the token still holds `record`'s sealed
+    /// credentials; `false` when it changed, vanished or the transaction met another.
+    async fn delete_exactly(&self, record: &TokenRecord) -> Result<bool, StoreError> {
+        let pk = bot_pk(&record.bot_id);
+        let delete =
+            |sk: String, condition: &str, values: Item| -> Result<TransactWriteItem, StoreError> {
+                Ok(TransactWriteItem::builder()
+                    .delete(
+                        Delete::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(key(pk.as_str(), sk)))
+                            .condition_expression(condition)
+                            .set_expression_attribute_values(Some(values))
+                            .build()
+                            .map_err(unavailable)?,
+                    )
+                    .build())
+            };
+        let id = &record.token_id;
+        let res = self
+            .client
+            .transact_write_items()
+            .transact_items(delete(
+                format!("TOKEN#{id}"),
+                "attribute_exists(pk) AND sealed = :sealed",
+                HashMap::from([(":sealed".to_owned(), s(record.sealed.as_str()))]),
+            )?)
+            .transact_items(delete(
+                owner_sk(&record.owner, &record.alias),
+                "token_id = :id",
+                HashMap::from([(":id".to_owned(), s(id.as_str()))]),
+            )?)
             .send()
             .await;
         match res {
