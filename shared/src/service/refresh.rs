@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 /// Longer than a provider request may take, so a live holder never loses its lease.
 const LEASE_SECS: i64 = 30;
+/// Tries to seal and commit a refresh the provider already answered: about 1.5 s of backoff
+/// in all, well inside the lease.
+const COMMIT_ATTEMPTS: u32 = 5;
 /// How long a caller waits for another caller's refresh before answering 503.
 const LEASE_WAIT: Duration = Duration::from_secs(12);
 
@@ -214,14 +217,39 @@ impl Service {
         let mut next = fresh.clone();
         next.updated_at = now;
         next.expires_at = expiry(&client.app, g.expires_in, now);
-        next.sealed = self
-            .seal_secrets(&next.bot_id, &next.token_id, &secrets)
-            .await?;
-        if !self
-            .store
-            .commit_refresh(&next, fresh.version, holder)
-            .await?
-        {
+        // The provider has answered: its old refresh token may be spent already, so the new
+        // credentials are worth retrying for while the lease (LEASE_SECS) surely holds.
+        let mut backoff = std::time::Duration::from_millis(100);
+        let mut attempt = 1;
+        let committed = loop {
+            let tried = async {
+                next.sealed = self
+                    .seal_secrets(&next.bot_id, &next.token_id, &secrets)
+                    .await?;
+                Ok::<_, ServiceError>(
+                    self.store
+                        .commit_refresh(&next, fresh.version, holder)
+                        .await?,
+                )
+            }
+            .await;
+            match tried {
+                Ok(committed) => break committed,
+                Err(e @ (ServiceError::Seal(_) | ServiceError::Store(_)))
+                    if attempt < COMMIT_ATTEMPTS =>
+                {
+                    tracing::warn!(token_id = %next.token_id, attempt, error = %e, "refreshed credentials not stored yet; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    tracing::error!(token_id = %next.token_id, error = %e, "refreshed credentials could not be stored; the provider's new refresh token is lost");
+                    return Err(e);
+                }
+            }
+        };
+        if !committed {
             return Ok(Attempt::Lost);
         }
         tracing::info!(bot_id = %next.bot_id, token_id = %next.token_id, "token refreshed");

@@ -24,6 +24,8 @@ struct Counting {
     sealer: LocalKeySealer,
     store_calls: AtomicUsize,
     opens: AtomicUsize,
+    /// Refresh commits still to fail as if the store were unreachable.
+    failing_commits: AtomicUsize,
 }
 
 struct CountingStore(Arc<Counting>);
@@ -176,6 +178,16 @@ impl TokenStore for CountingStore {
         counted!(self.acquire_lease(b, i, h, u, n))
     }
     async fn commit_refresh(&self, r: &TokenRecord, v: i64, h: &str) -> Result<bool, StoreError> {
+        let failing = &self.0.failing_commits;
+        if failing
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            self.0.store_calls.fetch_add(1, SeqCst);
+            return Err(StoreError::Unavailable(
+                "store unreachable (injected)".into(),
+            ));
+        }
         counted!(self.commit_refresh(r, v, h))
     }
     async fn release_lease(&self, b: &BotId, i: &TokenId, h: &str) -> Result<(), StoreError> {
@@ -225,6 +237,7 @@ async fn setup_with(provider: Arc<dyn ProviderClient>) -> Setup {
         sealer: LocalKeySealer::open_or_create(&dir.path().join("key")).unwrap(),
         store_calls: AtomicUsize::new(0),
         opens: AtomicUsize::new(0),
+        failing_commits: AtomicUsize::new(0),
     });
     let config = crate::Config {
         public_url: Url::parse("https://svc.example").unwrap(),

@@ -1124,3 +1124,25 @@ async fn a_sign_in_confirmed_by_redirect_waits_for_the_platform() {
         "{unknown:?}"
     );
 }
+
+/// Once the provider has answered a refresh, its old refresh token may be spent: a store
+/// that fails for a moment does not lose the rotated one.
+#[tokio::test]
+async fn a_refresh_survives_a_store_that_fails_for_a_moment_after_the_provider_answered() {
+    let provider =
+        Arc::new(Scripted::default().answer(Ok(granted("at-2", Some("rt-2"), Some(3600)))));
+    let s = setup_with(provider.clone()).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let id = stored_token(&s, Some(now - 5), Some("rt-1")).await;
+    s.counts.failing_commits.store(3, SeqCst);
+
+    let view = s.service.access_token(&s.bot, &id).await.unwrap();
+    assert_eq!(
+        (view.status, view.access_token.as_deref()),
+        ("valid", Some("at-2"))
+    );
+    assert_eq!(provider.calls(), vec!["refresh rt-1"]);
+    assert_eq!(s.counts.failing_commits.load(SeqCst), 0);
+    let full = s.service.full_token(&s.bot, &id).await.unwrap();
+    assert_eq!(full.credentials.refresh_token.as_deref(), Some("rt-2"));
+}
