@@ -217,12 +217,41 @@ impl From<CryptoError> for SealError {
 
 #[async_trait]
 pub trait Sealer: Send + Sync {
-    async fn seal(&self, plaintext: &[u8], ctx: SealContext<'_>) -> Result<Sealed, SealError>;
+    /// Gets a data key for sealing under `ctx` (on AWS the key service call); sealing with
+    /// it afterwards is local and cannot fail for a dependency.
+    async fn prepare(&self, ctx: SealContext<'_>) -> Result<PreparedSeal, SealError>;
+    async fn seal(&self, plaintext: &[u8], ctx: SealContext<'_>) -> Result<Sealed, SealError> {
+        self.prepare(ctx).await?.seal(plaintext)
+    }
     async fn open(
         &self,
         sealed: &Sealed,
         ctx: SealContext<'_>,
     ) -> Result<Zeroizing<Vec<u8>>, SealError>;
+}
+
+/// A data key obtained for one context, with its wrapped form: seals locally, as often as
+/// needed (every seal has its own nonce).
+pub struct PreparedSeal {
+    /// The sealed-text scheme of the sealer that made it.
+    pub scheme: &'static str,
+    /// As the scheme writes it in the sealed text.
+    pub key_id: String,
+    pub wrapped_key: Vec<u8>,
+    pub data_key: crate::crypto::DataKey,
+    /// The context, as associated data.
+    pub aad: Vec<u8>,
+}
+
+impl PreparedSeal {
+    pub fn seal(&self, plaintext: &[u8]) -> Result<Sealed, SealError> {
+        Ok(crate::crypto::Envelope {
+            key_id: self.key_id.clone(),
+            wrapped_key: self.wrapped_key.clone(),
+            ciphertext: crate::crypto::seal(&self.data_key, plaintext, &self.aad)?,
+        }
+        .seal_text(self.scheme))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

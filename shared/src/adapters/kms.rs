@@ -10,7 +10,7 @@
 //! needs no KMS call.
 
 use crate::crypto::{self, DataKey, Envelope, Sealed};
-use crate::ports::{SealContext, SealError, Sealer};
+use crate::ports::{PreparedSeal, SealContext, SealError, Sealer};
 use async_trait::async_trait;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
@@ -119,7 +119,7 @@ impl KmsSealer {
 
 #[async_trait]
 impl Sealer for KmsSealer {
-    async fn seal(&self, plaintext: &[u8], ctx: SealContext<'_>) -> Result<Sealed, SealError> {
+    async fn prepare(&self, ctx: SealContext<'_>) -> Result<PreparedSeal, SealError> {
         let out = self
             .client
             .generate_data_key()
@@ -137,15 +137,15 @@ impl Sealer for KmsSealer {
             .into_inner();
         let data_key = to_data_key(out.plaintext)?;
         let aad = aad(ctx);
-        let ciphertext = crypto::seal(&data_key, plaintext, &aad)?;
-        self.remember(cache_key(&encrypted_key, &aad), data_key);
+        self.remember(cache_key(&encrypted_key, &aad), data_key.clone());
         // Key ids are ARNs: base64url keeps the text's '.'-separated layout intact.
-        Ok(Envelope {
+        Ok(PreparedSeal {
+            scheme: SCHEME,
             key_id: URL_SAFE_NO_PAD.encode(key_id),
             wrapped_key: encrypted_key,
-            ciphertext,
-        }
-        .seal_text(SCHEME))
+            data_key,
+            aad,
+        })
     }
 
     async fn open(

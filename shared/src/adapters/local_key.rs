@@ -6,7 +6,7 @@
 //! Both AES-GCM operations bind the seal context (purpose, bot, record) as associated data.
 
 use crate::crypto::{self, DataKey, Envelope, Sealed, KEY_LEN};
-use crate::ports::{SealContext, SealError, Sealer};
+use crate::ports::{PreparedSeal, SealContext, SealError, Sealer};
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -128,19 +128,20 @@ impl LocalKeySealer {
 
 #[async_trait]
 impl Sealer for LocalKeySealer {
-    async fn seal(&self, plaintext: &[u8], ctx: SealContext<'_>) -> Result<Sealed, SealError> {
+    async fn prepare(&self, ctx: SealContext<'_>) -> Result<PreparedSeal, SealError> {
         let kek = self
             .keys
             .get(&self.active)
             .ok_or_else(|| SealError::UnknownKey(self.active.clone()))?;
         let aad = aad(ctx);
         let dek = crypto::new_data_key();
-        Ok(Envelope {
+        Ok(PreparedSeal {
+            scheme: SCHEME,
             key_id: self.active.clone(),
             wrapped_key: crypto::seal(kek, dek.as_slice(), &aad)?,
-            ciphertext: crypto::seal(&dek, plaintext, &aad)?,
-        }
-        .seal_text(SCHEME))
+            data_key: dek,
+            aad,
+        })
     }
 
     async fn open(

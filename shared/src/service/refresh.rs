@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 /// Longer than a provider request may take, so a live holder never loses its lease.
 const LEASE_SECS: i64 = 30;
-/// Tries to seal and commit a refresh the provider already answered: about 1.5 s of backoff
-/// in all, well inside the lease.
+/// Tries to commit a refresh the provider already answered: about 1.5 s of backoff in all,
+/// well inside the lease.
 const COMMIT_ATTEMPTS: u32 = 5;
 /// How long a caller waits for another caller's refresh before answering 503.
 const LEASE_WAIT: Duration = Duration::from_secs(12);
@@ -25,6 +25,8 @@ struct Due {
     secrets: TokenSecrets,
     client: RegisteredApp,
     refresh_token: SecretString,
+    /// The data key for the new credentials, obtained before the provider is called.
+    seal: crate::ports::PreparedSeal,
 }
 
 /// What one attempt under the lease came to.
@@ -184,11 +186,18 @@ impl Service {
             .registered_app(&record.provider)
             .await?
             .ok_or_else(|| ServiceError::ProviderNotConfigured(record.provider.clone()))?;
+        // Whatever can fail for a dependency happens before the provider spends the refresh
+        // token: after its answer, sealing is local.
+        let seal = self
+            .sealer
+            .prepare(super::token_ctx(&record.bot_id, &record.token_id))
+            .await?;
         Ok(Ok(Due {
             record,
             secrets,
             client,
             refresh_token,
+            seal,
         }))
     }
 
@@ -202,6 +211,7 @@ impl Service {
             record: fresh,
             mut secrets,
             client,
+            seal,
             ..
         } = due;
         let now = self.clock.unix();
@@ -217,27 +227,22 @@ impl Service {
         let mut next = fresh.clone();
         next.updated_at = now;
         next.expires_at = expiry(&client.app, g.expires_in, now);
-        // The provider has answered: its old refresh token may be spent already, so the new
-        // credentials are worth retrying for while the lease (LEASE_SECS) surely holds.
+        // The provider has answered: its old refresh token may be spent already. Sealing is
+        // local (the data key came before the call), and the commit is worth retrying for
+        // while the lease (LEASE_SECS) surely holds.
+        let plain =
+            zeroize::Zeroizing::new(serde_json::to_vec(&secrets).map_err(ServiceError::Decode)?);
+        next.sealed = seal.seal(&plain)?;
         let mut backoff = std::time::Duration::from_millis(100);
         let mut attempt = 1;
         let committed = loop {
-            let tried = async {
-                next.sealed = self
-                    .seal_secrets(&next.bot_id, &next.token_id, &secrets)
-                    .await?;
-                Ok::<_, ServiceError>(
-                    self.store
-                        .commit_refresh(&next, fresh.version, holder)
-                        .await?,
-                )
-            }
-            .await;
-            match tried {
+            match self
+                .store
+                .commit_refresh(&next, fresh.version, holder)
+                .await
+            {
                 Ok(committed) => break committed,
-                Err(e @ (ServiceError::Seal(_) | ServiceError::Store(_)))
-                    if attempt < COMMIT_ATTEMPTS =>
-                {
+                Err(e) if attempt < COMMIT_ATTEMPTS => {
                     tracing::warn!(token_id = %next.token_id, attempt, error = %e, "refreshed credentials not stored yet; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
@@ -245,7 +250,7 @@ impl Service {
                 }
                 Err(e) => {
                     tracing::error!(token_id = %next.token_id, error = %e, "refreshed credentials could not be stored; the provider's new refresh token is lost");
-                    return Err(e);
+                    return Err(e.into());
                 }
             }
         };

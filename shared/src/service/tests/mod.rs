@@ -26,6 +26,8 @@ struct Counting {
     opens: AtomicUsize,
     /// Refresh commits still to fail as if the store were unreachable.
     failing_commits: AtomicUsize,
+    /// Seals still to fail as if the key service were unreachable.
+    failing_seals: AtomicUsize,
 }
 
 struct CountingStore(Arc<Counting>);
@@ -197,8 +199,17 @@ impl TokenStore for CountingStore {
 
 #[async_trait]
 impl Sealer for CountingSealer {
-    async fn seal(&self, p: &[u8], c: SealContext<'_>) -> Result<Sealed, SealError> {
-        self.0.sealer.seal(p, c).await
+    async fn prepare(&self, c: SealContext<'_>) -> Result<crate::ports::PreparedSeal, SealError> {
+        let failing = &self.0.failing_seals;
+        if failing
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(SealError::Unavailable(
+                "key service unreachable (injected)".into(),
+            ));
+        }
+        self.0.sealer.prepare(c).await
     }
     async fn open(
         &self,
@@ -238,6 +249,7 @@ async fn setup_with(provider: Arc<dyn ProviderClient>) -> Setup {
         store_calls: AtomicUsize::new(0),
         opens: AtomicUsize::new(0),
         failing_commits: AtomicUsize::new(0),
+        failing_seals: AtomicUsize::new(0),
     });
     let config = crate::Config {
         public_url: Url::parse("https://svc.example").unwrap(),

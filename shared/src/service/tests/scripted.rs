@@ -1146,3 +1146,24 @@ async fn a_refresh_survives_a_store_that_fails_for_a_moment_after_the_provider_a
     let full = s.service.full_token(&s.bot, &id).await.unwrap();
     assert_eq!(full.credentials.refresh_token.as_deref(), Some("rt-2"));
 }
+
+/// What can fail for a dependency fails before the provider is called: with the key service
+/// down, a due token's refresh token is not spent.
+#[tokio::test]
+async fn a_key_service_that_is_down_stops_a_refresh_before_the_provider_is_called() {
+    let provider =
+        Arc::new(Scripted::default().answer(Ok(granted("at-2", Some("rt-2"), Some(3600)))));
+    let s = setup_with(provider.clone()).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let id = stored_token(&s, Some(now - 5), Some("rt-1")).await;
+    s.counts.failing_seals.store(1, SeqCst);
+
+    let refused = s.service.access_token(&s.bot, &id).await;
+    assert!(matches!(refused, Err(ServiceError::Seal(_))), "{refused:?}");
+    assert!(provider.calls().is_empty(), "{:?}", provider.calls());
+
+    // Back up: the same refresh token refreshes.
+    let view = s.service.access_token(&s.bot, &id).await.unwrap();
+    assert_eq!(view.access_token.as_deref(), Some("at-2"));
+    assert_eq!(provider.calls(), vec!["refresh rt-1"]);
+}
