@@ -140,6 +140,15 @@ async fn sign_in_for_code(w: &World, user: &str) -> anyhow::Result<String> {
     Ok(code)
 }
 
+/// How many revocation requests the provider received.
+fn revocations(w: &World) -> usize {
+    w.provider
+        .requests()
+        .iter()
+        .filter(|r| r["endpoint"] == "revoke")
+        .count()
+}
+
 async fn confirm(w: &World, user: &str, code: &str) -> anyhow::Result<(u16, serde_json::Value)> {
     w.bot_json_with(
         Method::POST,
@@ -189,13 +198,7 @@ pub async fn a_sign_in_confirmed_by_code_is_stored_once_the_chat_sends_it(
         assert_eq!(confirm(&w, "u-3", &wrong(&code)).await?.0, 422);
     }
     assert_eq!(confirm(&w, "u-3", &code).await?.0, 422);
-    let revoked: Vec<_> = w
-        .provider
-        .requests()
-        .into_iter()
-        .filter(|r| r["endpoint"] == "revoke")
-        .collect();
-    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    assert_eq!(revocations(&w), 1);
     let failed = w.events_of("oauth_failed:demo").await?;
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["detail"]["reason"], "confirmation_failed");
@@ -207,12 +210,7 @@ pub async fn a_sign_in_confirmed_by_code_is_stored_once_the_chat_sends_it(
     let code = sign_in_for_code(&w, "u-4").await?;
     assert_eq!(w.age_waiting_sign_ins("u-4").await?, 1);
     assert_eq!(confirm(&w, "u-4", &code).await?.0, 422);
-    let revoked = w
-        .provider
-        .requests()
-        .into_iter()
-        .filter(|r| r["endpoint"] == "revoke")
-        .count();
+    let revoked = revocations(&w);
     assert_eq!(revoked, 2);
     let failed = w.events_of("oauth_failed:demo").await?;
     assert_eq!(failed.len(), 2);
@@ -287,12 +285,7 @@ pub async fn a_sign_in_confirmed_by_redirect_is_stored_for_the_platforms_user(
         (409, "user_mismatch".into())
     );
     assert_eq!(confirm(flow, "u-1").await?.0, 404);
-    let revoked = w
-        .provider
-        .requests()
-        .into_iter()
-        .filter(|r| r["endpoint"] == "revoke")
-        .count();
+    let revoked = revocations(w);
     assert_eq!(revoked, 1);
     let failed = w.events_of("oauth_failed:demo").await?;
     assert_eq!(failed.len(), 1);

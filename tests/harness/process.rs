@@ -27,6 +27,27 @@ pub async fn wait_for_line(path: &Path, needle: &str, child: &mut Child) -> anyh
     }
 }
 
+/// The directory of the npm package `tests/{dir}`; fails, saying how to fix it, when Node.js
+/// or the package's `module` is not installed.
+pub fn node_package(dir: &str, module: &str, what: &str) -> anyhow::Result<std::path::PathBuf> {
+    let root = crate::workspace_root().join("tests").join(dir);
+    let node = std::process::Command::new("node").arg("--version").output();
+    match node {
+        Ok(o) if o.status.success() => {}
+        _ => bail!(
+            "Node.js (20.19 or newer) is required for {what} and was not found.\n\
+             Install it (Debian/Ubuntu: `apt-get install nodejs npm`), then run `scripts/setup`."
+        ),
+    }
+    if !root.join("node_modules").join(module).is_dir() {
+        bail!(
+            "{what} cannot run: `{module}` is not installed; run `scripts/setup` \
+             (or `npm ci --prefix tests/{dir}`) from the repository root"
+        );
+    }
+    Ok(root)
+}
+
 pub fn output_file(path: &Path) -> anyhow::Result<(Stdio, Stdio)> {
     let f = std::fs::File::create(path)?;
     Ok((Stdio::from(f.try_clone()?), Stdio::from(f)))

@@ -1,31 +1,15 @@
 //! The OAuth 2.0 provider: oauth2-mock-server under Node.js (`tests/provider`), a process on
 //! a loopback port chosen at run time, logging every request it handles.
 
-use crate::build::workspace_root;
 use crate::process::{output_file, read_jsonl, wait_for_line};
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use tokio::process::{Child, Command};
 
 /// Fails, with the way to fix it, when Node.js or the provider's package is missing.
 fn provider_prerequisites() -> anyhow::Result<PathBuf> {
-    let dir = workspace_root().join("tests/provider");
-    let node = std::process::Command::new("node").arg("--version").output();
-    match node {
-        Ok(o) if o.status.success() => {}
-        _ => bail!(
-            "Node.js (20.19 or newer) is required for the end-to-end tests and was not found.\n\
-             Install it (Debian/Ubuntu: `apt-get install nodejs npm`), then run `scripts/setup`."
-        ),
-    }
-    if !dir.join("node_modules/oauth2-mock-server").is_dir() {
-        bail!(
-            "the test OAuth server is not installed: run `scripts/setup` \
-             (or `npm ci --prefix tests/provider`) from the repository root"
-        );
-    }
-    Ok(dir)
+    crate::process::node_package("provider", "oauth2-mock-server", "the test OAuth server")
 }
 
 /// The OAuth provider process.

@@ -7,7 +7,6 @@
 //! Its sign-in and consent are HTML forms: [`Browser`] goes through them as a browser would,
 //! following redirects by hand and keeping cookies with their paths.
 
-use crate::build::workspace_root;
 use crate::process::{output_file, read_jsonl, wait_for_line};
 use anyhow::{bail, Context};
 use serde_json::Value;
@@ -48,22 +47,11 @@ impl Default for StrictOptions {
 
 /// Fails, with the way to fix it, when Node.js or the strict provider's package is missing.
 fn prerequisites() -> anyhow::Result<PathBuf> {
-    let dir = workspace_root().join("tests/strict-provider");
-    let node = std::process::Command::new("node").arg("--version").output();
-    match node {
-        Ok(o) if o.status.success() => {}
-        _ => bail!(
-            "Node.js (20.19 or newer) is required for the strict-provider tests and was not found.\n\
-             Install it (Debian/Ubuntu: `apt-get install nodejs npm`), then run `scripts/setup`."
-        ),
-    }
-    if !dir.join("node_modules/oidc-provider").is_dir() {
-        bail!(
-            "the strict OAuth server is not installed: run `scripts/setup` \
-             (or `npm ci --prefix tests/strict-provider`) from the repository root"
-        );
-    }
-    Ok(dir)
+    crate::process::node_package(
+        "strict-provider",
+        "oidc-provider",
+        "the strict OAuth server",
+    )
 }
 
 /// The strict provider process.

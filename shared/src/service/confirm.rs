@@ -48,35 +48,12 @@ impl Service {
         user: &UserId,
         secrets: &TokenSecrets,
     ) -> Result<SecretString, ServiceError> {
-        let now = self.clock.unix();
-        let pending_id = random_urlsafe(24);
         let code = format!(
             "{:0width$}",
             rand::rngs::OsRng.gen_range(0..10u32.pow(CODE_DIGITS as u32)),
             width = CODE_DIGITS
         );
-        let plain =
-            zeroize::Zeroizing::new(serde_json::to_vec(secrets).map_err(ServiceError::Decode)?);
-        let record = format!("pending:{pending_id}");
-        let sealed = self
-            .sealer
-            .seal(&plain, pending_ctx(new.bot_id, &record))
-            .await?;
-        self.store
-            .put_pending(&PendingConnection {
-                confirm: Confirm::Code,
-                code_hash: code_hash(&pending_id, &code),
-                pending_id,
-                bot_id: new.bot_id.clone(),
-                user_id: user.clone(),
-                alias: new.alias.clone(),
-                provider: new.provider.clone(),
-                attempts: 0,
-                sealed,
-                token_expires_at: new.expires_at,
-                expires_at: now + CONFIRMATION_TTL_SECS,
-                created_at: now,
-            })
+        self.hold(new, user, secrets, Confirm::Code, |id| code_hash(id, &code))
             .await?;
         tracing::info!(bot_id = %new.bot_id, alias = %new.alias, "sign-in waits for its confirmation code");
         Ok(SecretString::from(code))
@@ -97,9 +74,28 @@ impl Service {
             .ok_or_else(|| ServiceError::ConfirmUrlNotSet(new.alias.clone()))?;
         let mut url =
             Url::parse(&raw).map_err(|e| ServiceError::InvalidConfirmUrl(e.to_string()))?;
+        let flow_id = random_urlsafe(32);
+        self.hold(new, user, secrets, Confirm::Redirect, |_| {
+            sha256_hex(&flow_id)
+        })
+        .await?;
+        url.query_pairs_mut().append_pair("flow", &flow_id);
+        tracing::info!(bot_id = %new.bot_id, alias = %new.alias, "sign-in waits for the platform's confirmation");
+        Ok(url)
+    }
+
+    /// Stores the token sealed as a pending connection for 10 minutes; `key_hash` makes its
+    /// `code_hash` from the new record's id.
+    async fn hold(
+        &self,
+        new: &NewToken<'_>,
+        user: &UserId,
+        secrets: &TokenSecrets,
+        confirm: Confirm,
+        key_hash: impl FnOnce(&str) -> String,
+    ) -> Result<(), ServiceError> {
         let now = self.clock.unix();
         let pending_id = random_urlsafe(24);
-        let flow_id = random_urlsafe(32);
         let plain =
             zeroize::Zeroizing::new(serde_json::to_vec(secrets).map_err(ServiceError::Decode)?);
         let record = format!("pending:{pending_id}");
@@ -109,8 +105,8 @@ impl Service {
             .await?;
         self.store
             .put_pending(&PendingConnection {
-                confirm: Confirm::Redirect,
-                code_hash: sha256_hex(&flow_id),
+                confirm,
+                code_hash: key_hash(&pending_id),
                 pending_id,
                 bot_id: new.bot_id.clone(),
                 user_id: user.clone(),
@@ -123,9 +119,7 @@ impl Service {
                 created_at: now,
             })
             .await?;
-        url.query_pairs_mut().append_pair("flow", &flow_id);
-        tracing::info!(bot_id = %new.bot_id, alias = %new.alias, "sign-in waits for the platform's confirmation");
-        Ok(url)
+        Ok(())
     }
 
     /// `POST /v1/bots/{bot_id}/flows/{flow_id}/confirm`: the platform, having checked its
