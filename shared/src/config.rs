@@ -100,6 +100,24 @@ impl AwsResources {
     }
 }
 
+/// The event relay's settings: `TABLE_NAME`, `EVENT_BUS_NAME`, `EVENT_SOURCE`.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub table: String,
+    pub event_bus: String,
+    pub event_source: String,
+}
+
+impl RelayConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: required("TABLE_NAME")?,
+            event_bus: required("EVENT_BUS_NAME")?,
+            event_source: event_source(var("EVENT_SOURCE").as_deref()),
+        })
+    }
+}
+
 /// Where tokens, keys and events go.
 #[derive(Debug, Clone)]
 pub enum Backend {

@@ -4,11 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::crypto::Sealed;
+use crate::domain::events::{Event, EventKind};
 use crate::domain::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
 use crate::domain::integrations::{Context, Integration};
 use crate::domain::providers::ProviderAppInput;
 use crate::domain::token::{Flow, Link, Owner, TokenRecord, TokenStatus};
-use crate::ports::{Purpose, SaveOutcome, SealContext, Sealer, Store};
+use crate::ports::{Connection, Purpose, SaveOutcome, SealContext, Sealer, Spend, Store};
 use std::sync::Arc;
 
 fn bot(id: &str) -> BotId {
@@ -36,7 +37,59 @@ fn record(b: &BotId, owner: Owner, a: &str, sealed: &str) -> TokenRecord {
         version: 0,
         created_at: 10,
         updated_at: 10,
+        refresh_unsettled: None,
     }
+}
+
+/// An event about `t`, as the service writes it with a change.
+fn event_for(t: &TokenRecord, kind: EventKind) -> Event {
+    Event::new(
+        kind,
+        &t.bot_id,
+        &t.alias,
+        &t.provider,
+        &t.owner,
+        Some(&t.token_id),
+        time::OffsetDateTime::now_utc(),
+    )
+}
+
+/// A fresh link of `b`, stored and claimed by `claimant`; answers its key.
+async fn claimed_link(store: &Arc<dyn Store>, b: &BotId, claimant: &str) -> String {
+    let link = Link {
+        link_id: LinkId::generate(b),
+        bot_id: b.clone(),
+        alias: alias("cal"),
+        owner: user("u-1"),
+        expires_at: 2_000,
+        created_at: 1_000,
+    };
+    store.put_link(&link).await.unwrap();
+    let key = link.link_id.key();
+    assert!(store
+        .claim_link(b, &key, claimant, 1_100, 1_000)
+        .await
+        .unwrap());
+    key
+}
+
+/// Stores `t` as the end of a sign-in from a fresh link, with its `token:` event; answers
+/// the outcome and the event.
+async fn connect(store: &Arc<dyn Store>, t: &TokenRecord) -> (SaveOutcome, Event) {
+    let key = claimed_link(store, &t.bot_id, "flow-x").await;
+    let event = event_for(t, EventKind::Token);
+    let outcome = store
+        .save_connected(&Connection {
+            record: t,
+            spend: Spend::Link {
+                key: &key,
+                claimant: "flow-x",
+            },
+            events: std::slice::from_ref(&event),
+        })
+        .await
+        .unwrap();
+    (outcome, event)
 }
 
 /// A unique bot id per run, so suites can share an emulator.
@@ -187,22 +240,77 @@ pub async fn store_links_and_flows(store: Arc<dyn Store>) {
         Some(flow(1))
     );
 
-    // Flows from one link racing to complete: exactly one spends the link, under its bot.
+    // Flows from one link racing to exchange: exactly one claims the link, under its bot.
+    let key = link.link_id.key();
     assert!(!store
-        .spend_link(&stranger, &link.link_id.key())
+        .claim_link(&stranger, &key, "intruder", 1_100, 1_000)
         .await
         .unwrap());
-    let spenders = (0..10).map(|_| {
+    let claimers = (0..10).map(|n| {
         let store = Arc::clone(&store);
-        let (k, b) = (link.link_id.key(), b.clone());
-        tokio::spawn(async move { store.spend_link(&b, &k).await.unwrap() })
+        let (k, b) = (key.clone(), b.clone());
+        tokio::spawn(async move {
+            let me = format!("flow-{n}");
+            store
+                .claim_link(&b, &k, &me, 1_100, 1_000)
+                .await
+                .unwrap()
+                .then_some(me)
+        })
     });
-    let mut spent = 0;
-    for t in spenders {
-        spent += usize::from(t.await.unwrap());
+    let mut claimed = Vec::new();
+    for c in claimers {
+        claimed.extend(c.await.unwrap());
     }
-    assert_eq!(spent, 1);
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    let winner = claimed.remove(0);
+    // A claim holds until it lapses; then another flow may claim (the first died).
+    assert!(!store
+        .claim_link(&b, &key, "late", 1_200, 1_099)
+        .await
+        .unwrap());
+    assert!(store
+        .claim_link(&b, &key, "late", 1_200, 1_100)
+        .await
+        .unwrap());
+
+    // Storing the connection spends the link only for its claimant, with its event.
+    let t = record(&b, user("u-1"), "cal", "sealed-1");
+    let event = event_for(&t, EventKind::Token);
+    let as_winner = Connection {
+        record: &t,
+        spend: Spend::Link {
+            key: &key,
+            claimant: &winner,
+        },
+        events: std::slice::from_ref(&event),
+    };
+    assert_eq!(
+        store.save_connected(&as_winner).await.unwrap(),
+        SaveOutcome::Spent,
+        "the claim lapsed and passed on: the first flow stores nothing"
+    );
+    assert_eq!(store.token(&b, &t.token_id).await.unwrap(), None);
+    assert!(!store.undelivered(&event.detail.event_id).await.unwrap());
+    let as_late = Connection {
+        spend: Spend::Link {
+            key: &key,
+            claimant: "late",
+        },
+        ..as_winner
+    };
+    assert_eq!(
+        store.save_connected(&as_late).await.unwrap(),
+        SaveOutcome::Saved
+    );
+    assert!(store.token(&b, &t.token_id).await.unwrap().is_some());
+    assert!(store.undelivered(&event.detail.event_id).await.unwrap());
     assert_eq!(store.link(&link.link_id).await.unwrap(), None);
+    assert_eq!(
+        store.save_connected(&as_late).await.unwrap(),
+        SaveOutcome::Spent,
+        "a link is spent once"
+    );
     // A spent link starts no flow.
     assert!(!store.start_flow(&link.link_id, &flow(4), 3).await.unwrap());
 }
@@ -233,8 +341,15 @@ pub async fn store_pending_connections(store: Arc<dyn Store>) {
         pending(&grace, "p-3", 1_002),
     );
     for p in [&a1, &a2, &g1] {
-        store.put_pending(p).await.unwrap();
+        let key = claimed_link(&store, &b, "flow-p").await;
+        assert!(store.put_pending(p, &key, "flow-p").await.unwrap());
+        assert!(
+            !store.put_pending(p, &key, "flow-p").await.unwrap(),
+            "held once: the link is spent with it"
+        );
     }
+    let key = claimed_link(&store, &b, "flow-p").await;
+    assert!(!store.put_pending(&a1, &key, "another flow").await.unwrap());
     let mut of_ada = store.pendings_of(&b, &ada).await.unwrap();
     of_ada.sort_by(|x, y| x.pending_id.cmp(&y.pending_id));
     assert_eq!(of_ada, vec![a1.clone(), a2.clone()]);
@@ -269,47 +384,78 @@ pub async fn store_pending_connections(store: Arc<dyn Store>) {
         None
     );
 
-    // Taken once, by one of racing callers, and only under its bot and user.
-    assert_eq!(store.take_pending(&b, &grace, "p-1").await.unwrap(), None);
-    let takers = (0..5).map(|_| {
-        let store = Arc::clone(&store);
-        let (b, u) = (b.clone(), ada.clone());
-        tokio::spawn(async move { store.take_pending(&b, &u, "p-1").await.unwrap() })
+    // Dropped once, by one of racing callers, with its event.
+    let mut counted = a1.clone();
+    counted.attempts = 5;
+    let mut elsewhere = a1.clone();
+    elsewhere.user_id = crate::domain::ids::UserId::parse("grace").unwrap();
+    let failed = Event::new(
+        EventKind::OauthFailed,
+        &b,
+        &alias("cal"),
+        &a1.provider,
+        &Owner::User(ada.clone()),
+        None,
+        time::OffsetDateTime::now_utc(),
+    );
+    assert!(!store
+        .drop_pending(&elsewhere, std::slice::from_ref(&failed))
+        .await
+        .unwrap());
+    assert!(!store.undelivered(&failed.detail.event_id).await.unwrap());
+    let droppers = (0..5).map(|_| {
+        let (store, p, e) = (Arc::clone(&store), counted.clone(), failed.clone());
+        tokio::spawn(async move { store.drop_pending(&p, &[e]).await })
     });
-    let mut won = Vec::new();
-    for t in takers {
-        won.extend(t.await.unwrap());
+    let mut dropped = 0;
+    for d in droppers {
+        // A loser either finds it gone or loses its transaction; none writes the event twice.
+        dropped += usize::from(matches!(d.await.unwrap(), Ok(true)));
     }
-    assert_eq!(won.len(), 1);
-    assert_eq!(won[0].attempts, 5);
+    assert_eq!(dropped, 1);
+    assert!(store.undelivered(&failed.detail.event_id).await.unwrap());
     assert_eq!(store.pendings_of(&b, &ada).await.unwrap(), vec![a2.clone()]);
     assert_eq!(store.count_wrong_code(&b, &ada, "p-1").await.unwrap(), None);
+
+    // Confirming stores the token and removes the sign-in in one step, once.
+    let t = record(&b, Owner::User(ada.clone()), "cal", "sealed-confirmed");
+    let connected = event_for(&t, EventKind::Token);
+    let confirm = Connection {
+        record: &t,
+        spend: Spend::Pending(&a2),
+        events: std::slice::from_ref(&connected),
+    };
+    assert_eq!(
+        store.save_connected(&confirm).await.unwrap(),
+        SaveOutcome::Saved
+    );
+    assert!(store.pendings_of(&b, &ada).await.unwrap().is_empty());
+    assert_eq!(
+        store.save_connected(&confirm).await.unwrap(),
+        SaveOutcome::Spent
+    );
 
     // A sign-in waiting for the platform is found by its flow, not among the user's codes.
     let mut by_flow = pending(&ada, "p-4", 1_003);
     by_flow.confirm = crate::domain::integrations::Confirm::Redirect;
     by_flow.code_hash = crate::domain::ids::sha256_hex("flow-4");
-    store.put_pending(&by_flow).await.unwrap();
-    assert_eq!(store.pendings_of(&b, &ada).await.unwrap(), vec![a2]);
+    let key = claimed_link(&store, &b, "flow-4").await;
+    assert!(store.put_pending(&by_flow, &key, "flow-4").await.unwrap());
+    assert!(store.pendings_of(&b, &ada).await.unwrap().is_empty());
     assert_eq!(
         store
-            .take_pending_by_flow(&stranger, &by_flow.code_hash)
+            .pending_by_flow(&stranger, &by_flow.code_hash)
             .await
             .unwrap(),
         None
     );
     assert_eq!(
-        store
-            .take_pending_by_flow(&b, &by_flow.code_hash)
-            .await
-            .unwrap(),
+        store.pending_by_flow(&b, &by_flow.code_hash).await.unwrap(),
         Some(by_flow.clone())
     );
+    assert!(store.drop_pending(&by_flow, &[]).await.unwrap());
     assert_eq!(
-        store
-            .take_pending_by_flow(&b, &by_flow.code_hash)
-            .await
-            .unwrap(),
+        store.pending_by_flow(&b, &by_flow.code_hash).await.unwrap(),
         None
     );
 }
@@ -324,7 +470,12 @@ pub async fn store_tokens_are_isolated_per_bot_and_owner(store: Arc<dyn Store>) 
     let t_other_user = record(&a, user("u-2"), "cal", "sealed-2");
     let t_bot = record(&a, Owner::Bot, "cal", "sealed-3");
     for t in [&t_user, &t_other_user, &t_bot] {
-        assert_eq!(store.save_connected(t).await.unwrap(), SaveOutcome::Saved);
+        let (outcome, event) = connect(&store, t).await;
+        assert_eq!(outcome, SaveOutcome::Saved);
+        assert!(
+            store.undelivered(&event.detail.event_id).await.unwrap(),
+            "the event is written with the token"
+        );
     }
     assert_eq!(
         store.token(&a, &t_user.token_id).await.unwrap(),
@@ -337,10 +488,9 @@ pub async fn store_tokens_are_isolated_per_bot_and_owner(store: Arc<dyn Store>) 
         .acquire_lease(&b, &t_user.token_id, "x", 100, 1)
         .await
         .unwrap());
-    assert_eq!(
-        store.delete_token(&b, &t_user.token_id).await.unwrap(),
-        None
-    );
+    let mut foreign = t_user.clone();
+    foreign.bot_id = b.clone();
+    assert!(!store.delete_token(&foreign, &[]).await.unwrap());
     assert!(store.token(&a, &t_user.token_id).await.unwrap().is_some());
 
     let mine = store.tokens_of(&a, &user("u-1")).await.unwrap();
@@ -358,19 +508,18 @@ pub async fn store_tokens_are_isolated_per_bot_and_owner(store: Arc<dyn Store>) 
 
     // A second token for the same owner and alias is refused with the holder's id...
     let dup = record(&a, user("u-1"), "cal", "sealed-4");
-    assert_eq!(
-        store.save_connected(&dup).await.unwrap(),
-        SaveOutcome::Taken(t_user.token_id.clone())
+    let (outcome, event) = connect(&store, &dup).await;
+    assert_eq!(outcome, SaveOutcome::Taken(t_user.token_id.clone()));
+    assert!(
+        !store.undelivered(&event.detail.event_id).await.unwrap(),
+        "nothing written, not even the event"
     );
     // ...and connecting onto that id replaces the credentials and keeps created_at.
     let mut again = t_user.clone();
     again.sealed = Sealed::from_stored("sealed-5".into());
     again.created_at = 99;
     again.updated_at = 50;
-    assert_eq!(
-        store.save_connected(&again).await.unwrap(),
-        SaveOutcome::Saved
-    );
+    assert_eq!(connect(&store, &again).await.0, SaveOutcome::Saved);
     let stored = store.token(&a, &t_user.token_id).await.unwrap().unwrap();
     assert_eq!(
         (stored.sealed.as_str(), stored.created_at, stored.updated_at),
@@ -378,92 +527,81 @@ pub async fn store_tokens_are_isolated_per_bot_and_owner(store: Arc<dyn Store>) 
     );
     assert!(stored.version > t_user.version);
 
-    let deleted = store.delete_token(&a, &t_user.token_id).await.unwrap();
-    assert_eq!(deleted.map(|d| d.token_id), Some(t_user.token_id.clone()));
-    assert_eq!(
-        store.delete_token(&a, &t_user.token_id).await.unwrap(),
-        None
-    );
+    // A delete holds only for the version read, and writes its event with it.
+    let gone = event_for(&stored, EventKind::TokenDeleted);
+    assert!(!store
+        .delete_token(&t_user, std::slice::from_ref(&gone))
+        .await
+        .unwrap());
+    assert!(!store.undelivered(&gone.detail.event_id).await.unwrap());
+    assert!(store
+        .delete_token(&stored, std::slice::from_ref(&gone))
+        .await
+        .unwrap());
+    assert!(store.undelivered(&gone.detail.event_id).await.unwrap());
+    assert!(!store.delete_token(&stored, &[]).await.unwrap());
+    assert_eq!(store.token(&a, &t_user.token_id).await.unwrap(), None);
     assert!(store.tokens_of(&a, &user("u-1")).await.unwrap().is_empty());
 }
 
-/// A delete answers `None` only when the token is gone, also while refreshes commit new
-/// credentials under it, and it returns the credentials it removed (the ones to revoke).
+/// A delete of the version read fails (and writes nothing) when a refresh committed after
+/// the read, so the caller reads again and revokes exactly the credentials it removed; of
+/// racing deletes of one version, one wins.
 pub async fn store_deletes_tell_the_truth(store: Arc<dyn Store>) {
     let b = fresh_bot("deletes");
     assert!(store.create_bot(&b, "h", 1).await.unwrap());
     let t = record(&b, user("u-1"), "cal", "sealed-0");
-    store.save_connected(&t).await.unwrap();
+    connect(&store, &t).await;
+    let read = store.token(&b, &t.token_id).await.unwrap().unwrap();
+    assert!(store
+        .acquire_lease(&b, &t.token_id, "r1", 10_000, 100)
+        .await
+        .unwrap());
+    let mut next = read.clone();
+    next.sealed = Sealed::from_stored("sealed-1".into());
+    assert!(store
+        .commit_refresh(&next, read.version, "r1", &[])
+        .await
+        .unwrap());
+    let stale = event_for(&read, EventKind::TokenDeleted);
+    assert!(!store
+        .delete_token(&read, std::slice::from_ref(&stale))
+        .await
+        .unwrap());
+    assert!(!store.undelivered(&stale.detail.event_id).await.unwrap());
+    let current = store.token(&b, &t.token_id).await.unwrap().unwrap();
+    assert_eq!(current.sealed.as_str(), "sealed-1");
 
-    // Five refreshes commit one after another while a delete runs.
-    let refresher = {
-        let (store, b, t) = (Arc::clone(&store), b.clone(), t.clone());
-        tokio::spawn(async move {
-            let mut written = vec!["sealed-0".to_owned()];
-            for v in 1..=5i64 {
-                let holder = format!("r{v}");
-                if !store
-                    .acquire_lease(&b, &t.token_id, &holder, 10_000, 100)
-                    .await
-                    .unwrap()
-                {
-                    break;
-                }
-                let Some(current) = store.token(&b, &t.token_id).await.unwrap() else {
-                    break;
-                };
-                let mut next = current.clone();
-                next.sealed = Sealed::from_stored(format!("sealed-{v}"));
-                if !store
-                    .commit_refresh(&next, current.version, &holder)
-                    .await
-                    .unwrap()
-                {
-                    break;
-                }
-                written.push(format!("sealed-{v}"));
-            }
-            written
-        })
-    };
-    tokio::task::yield_now().await;
-    let deleted = store.delete_token(&b, &t.token_id).await.unwrap();
-    let written = refresher.await.unwrap();
-    let deleted = deleted.expect("the token existed: the delete must say so");
-    assert!(
-        written.contains(&deleted.sealed.as_str().to_owned()),
-        "{} not among {written:?}",
-        deleted.sealed.as_str()
-    );
-    assert_eq!(
-        written.last().map(String::as_str),
-        Some(deleted.sealed.as_str()),
-        "the delete removed the newest credentials, the ones to revoke"
-    );
-    assert_eq!(store.token(&b, &t.token_id).await.unwrap(), None);
-    assert!(store.tokens_of(&b, &user("u-1")).await.unwrap().is_empty());
-    assert_eq!(store.delete_token(&b, &t.token_id).await.unwrap(), None);
-
-    // Racing deletes: one removes it, the others find nothing.
-    let t = record(&b, user("u-2"), "cal", "sealed-x");
-    store.save_connected(&t).await.unwrap();
+    // Racing deletes of the current version: one removes it, with one event.
     let deleters = (0..8).map(|_| {
-        let (store, b, id) = (Arc::clone(&store), b.clone(), t.token_id.clone());
-        tokio::spawn(async move { store.delete_token(&b, &id).await.unwrap() })
+        let (store, current) = (Arc::clone(&store), current.clone());
+        tokio::spawn(async move {
+            let event = event_for(&current, EventKind::TokenDeleted);
+            let won = store
+                .delete_token(&current, std::slice::from_ref(&event))
+                .await
+                .unwrap();
+            (won, event.detail.event_id)
+        })
     });
     let mut removed = 0;
     for d in deleters {
-        removed += usize::from(d.await.unwrap().is_some());
+        let (won, event_id) = d.await.unwrap();
+        removed += usize::from(won);
+        assert_eq!(store.undelivered(&event_id).await.unwrap(), won);
     }
     assert_eq!(removed, 1);
+    assert_eq!(store.token(&b, &t.token_id).await.unwrap(), None);
+    assert!(store.tokens_of(&b, &user("u-1")).await.unwrap().is_empty());
 }
 
 pub async fn store_refresh_lease_and_fenced_commit(store: Arc<dyn Store>) {
     let a = fresh_bot("lease");
     assert!(store.create_bot(&a, "h", 1).await.unwrap());
     let t = record(&a, user("u-1"), "cal", "sealed-1");
-    store.save_connected(&t).await.unwrap();
+    connect(&store, &t).await;
     let read = store.token(&a, &t.token_id).await.unwrap().unwrap();
+    assert_eq!(read.refresh_unsettled, None);
 
     assert!(store
         .acquire_lease(&a, &t.token_id, "one", 130, 100)
@@ -481,32 +619,48 @@ pub async fn store_refresh_lease_and_fenced_commit(store: Arc<dyn Store>) {
     next.updated_at = 102;
     assert!(
         !store
-            .commit_refresh(&next, read.version, "two")
+            .commit_refresh(&next, read.version, "two", &[])
             .await
             .unwrap(),
         "only the holder commits"
     );
     assert!(
         !store
-            .commit_refresh(&next, read.version + 7, "one")
+            .commit_refresh(&next, read.version + 7, "one", &[])
             .await
             .unwrap(),
         "fenced on the version"
     );
+    assert_eq!(
+        store
+            .token(&a, &t.token_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .refresh_unsettled
+            .as_deref(),
+        Some("one"),
+        "a leased refresh is unsettled until it commits"
+    );
+    let revoked = event_for(&next, EventKind::TokenRevoked);
     assert!(store
-        .commit_refresh(&next, read.version, "one")
+        .commit_refresh(&next, read.version, "one", std::slice::from_ref(&revoked))
         .await
         .unwrap());
+    assert!(store.undelivered(&revoked.detail.event_id).await.unwrap());
     let after = store.token(&a, &t.token_id).await.unwrap().unwrap();
     assert_eq!(after.sealed.as_str(), "sealed-2");
+    assert_eq!(after.refresh_unsettled, None);
     assert!(after.version > read.version);
+    let again = event_for(&next, EventKind::TokenRevoked);
     assert!(
         !store
-            .commit_refresh(&next, read.version, "one")
+            .commit_refresh(&next, read.version, "one", std::slice::from_ref(&again))
             .await
             .unwrap(),
         "a commit is not repeated"
     );
+    assert!(!store.undelivered(&again.detail.event_id).await.unwrap());
 
     // The commit released the lease; an abandoned lease expires.
     assert!(store
@@ -521,7 +675,10 @@ pub async fn store_refresh_lease_and_fenced_commit(store: Arc<dyn Store>) {
         .acquire_lease(&a, &t.token_id, "three", 260, 200)
         .await
         .unwrap());
-    store.release_lease(&a, &t.token_id, "two").await.unwrap();
+    store
+        .release_lease(&a, &t.token_id, "two", true)
+        .await
+        .unwrap();
     assert!(
         !store
             .acquire_lease(&a, &t.token_id, "four", 270, 201)
@@ -529,23 +686,83 @@ pub async fn store_refresh_lease_and_fenced_commit(store: Arc<dyn Store>) {
             .unwrap(),
         "only the holder releases"
     );
-    store.release_lease(&a, &t.token_id, "three").await.unwrap();
+    // "two" abandoned its lease without settling: its mark stays, through later leases
+    // that settle their own.
+    let unsettled = |store: Arc<dyn Store>| {
+        let (a, id) = (a.clone(), t.token_id.clone());
+        async move {
+            store
+                .token(&a, &id)
+                .await
+                .unwrap()
+                .unwrap()
+                .refresh_unsettled
+        }
+    };
+    assert_eq!(unsettled(store.clone()).await.as_deref(), Some("two"));
+    store
+        .release_lease(&a, &t.token_id, "three", true)
+        .await
+        .unwrap();
+    assert_eq!(unsettled(store.clone()).await.as_deref(), Some("two"));
     assert!(store
         .acquire_lease(&a, &t.token_id, "four", 270, 201)
         .await
         .unwrap());
 
-    // Reconnecting bumps the version, so a refresh that read before it cannot commit.
+    // Reconnecting bumps the version, so a refresh that read before it cannot commit, and
+    // settles what was unsettled.
     let before_reconnect = store.token(&a, &t.token_id).await.unwrap().unwrap();
-    store.save_connected(&before_reconnect).await.unwrap();
+    connect(&store, &before_reconnect).await;
+    assert_eq!(unsettled(store.clone()).await, None);
     assert!(store
         .acquire_lease(&a, &t.token_id, "five", 300, 280)
         .await
         .unwrap());
     assert!(!store
-        .commit_refresh(&next, before_reconnect.version, "five")
+        .commit_refresh(&next, before_reconnect.version, "five", &[])
         .await
         .unwrap());
+    // A holder that settles releases its own mark.
+    store
+        .release_lease(&a, &t.token_id, "five", true)
+        .await
+        .unwrap();
+    assert_eq!(unsettled(store.clone()).await, None);
+    // One that cannot know keeps it.
+    assert!(store
+        .acquire_lease(&a, &t.token_id, "six", 400, 390)
+        .await
+        .unwrap());
+    store
+        .release_lease(&a, &t.token_id, "six", false)
+        .await
+        .unwrap();
+    assert_eq!(unsettled(store.clone()).await.as_deref(), Some("six"));
+}
+
+/// Events on their own (a sign-in that failed after its flow was used up).
+pub async fn store_records_events(store: Arc<dyn Store>) {
+    let b = fresh_bot("events");
+    let t = record(&b, user("u-1"), "cal", "sealed");
+    let (one, two) = (
+        event_for(&t, EventKind::OauthFailed),
+        event_for(&t, EventKind::OauthFailed),
+    );
+    assert!(!store.undelivered(&one.detail.event_id).await.unwrap());
+    store
+        .record_events(&[one.clone(), two.clone()])
+        .await
+        .unwrap();
+    assert!(store.undelivered(&one.detail.event_id).await.unwrap());
+    assert!(store.undelivered(&two.detail.event_id).await.unwrap());
+    assert!(
+        store
+            .record_events(std::slice::from_ref(&one))
+            .await
+            .is_err(),
+        "an event id is written once"
+    );
 }
 
 fn ctx<'a>(purpose: Purpose, bot: &'a str, record: &'a str) -> SealContext<'a> {
@@ -596,7 +813,6 @@ pub async fn publisher_delivers_envelopes<F, Fut>(
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Vec<serde_json::Value>>,
 {
-    use crate::domain::events::{Event, EventKind};
     let b = fresh_bot("events");
     let token = TokenId::generate();
     let provider = ProviderName::parse("google").unwrap();
@@ -618,14 +834,8 @@ pub async fn publisher_delivers_envelopes<F, Fut>(
         None,
         time::OffsetDateTime::now_utc(),
     );
-    publisher
-        .publish(std::slice::from_ref(&connected))
-        .await
-        .unwrap();
-    publisher
-        .publish(std::slice::from_ref(&failed))
-        .await
-        .unwrap();
+    publisher.publish(&[connected.to_outbox()]).await.unwrap();
+    publisher.publish(&[failed.to_outbox()]).await.unwrap();
     let mut seen = Vec::new();
     for _ in 0..50 {
         seen.extend(
@@ -688,6 +898,7 @@ macro_rules! store_contract_tests {
             refresh_lease => store_refresh_lease_and_fenced_commit,
             pending_connections => store_pending_connections,
             deletes => store_deletes_tell_the_truth,
+            events => store_records_events,
         );
     };
 }

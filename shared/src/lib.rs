@@ -17,6 +17,7 @@ pub mod http;
 pub mod logging;
 pub mod ports;
 pub mod providers_file;
+pub mod relay;
 pub mod service;
 pub mod wiring;
 

@@ -3,7 +3,7 @@
 //! AWS adapter and the OAuth client implement these; the use cases only see the traits.
 
 use crate::crypto::{CryptoError, Sealed};
-use crate::domain::events::Event;
+use crate::domain::events::{Event, OutboxEvent};
 use crate::domain::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
 use crate::domain::integrations::Integration;
 use crate::domain::providers::{Discovery, ProviderApp};
@@ -30,6 +30,28 @@ pub enum SaveOutcome {
     Saved,
     /// Another token already holds this (bot, owner, alias): connect onto that id instead.
     Taken(TokenId),
+    /// What the connection had to use up is no longer its own: the link was spent or claimed
+    /// by another flow, or the waiting sign-in was confirmed or dropped by another request.
+    /// Nothing was written.
+    Spent,
+}
+
+/// What a finished sign-in uses up, in the same step as its token is stored.
+#[derive(Debug, Clone, Copy)]
+pub enum Spend<'a> {
+    /// The link the flow started from, claimed by the flow (`claimant`) before its code
+    /// exchange; removed with the claim as the condition.
+    Link { key: &'a str, claimant: &'a str },
+    /// A sign-in that waited for its confirmation; removed on condition that it still exists.
+    Pending(&'a PendingConnection),
+}
+
+/// The end of a sign-in, written as one step: the token, what it uses up, and its events.
+#[derive(Debug, Clone, Copy)]
+pub struct Connection<'a> {
+    pub record: &'a TokenRecord,
+    pub spend: Spend<'a>,
+    pub events: &'a [Event],
 }
 
 #[async_trait]
@@ -66,9 +88,19 @@ pub trait FlowStore: Send + Sync {
     /// Links, flows and connect sessions are stored under the SHA-256 of their ids.
     async fn put_link(&self, link: &Link) -> Result<(), StoreError>;
     async fn link(&self, id: &LinkId) -> Result<Option<Link>, StoreError>;
-    /// Removes the link the flow started from; `true` for the one caller that removed it, so
-    /// that of two flows from one link only one completes.
-    async fn spend_link(&self, bot: &BotId, link_key: &str) -> Result<bool, StoreError>;
+    /// Claims the link for the flow `claimant` until `until`, unless another flow holds an
+    /// unexpired claim (`false`, also when the link is gone): of two flows from one link only
+    /// one exchanges its code. The link is removed when the connection is stored
+    /// ([`Spend::Link`]); a claim whose flow died with a fault expires, and the link works
+    /// again.
+    async fn claim_link(
+        &self,
+        bot: &BotId,
+        link_key: &str,
+        claimant: &str,
+        until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
     /// Stores a flow of link `link`, unless the link is gone or already started `max_flows`
     /// flows (`false`): a link requested in a loop writes at most `max_flows` records.
     async fn start_flow(
@@ -82,11 +114,17 @@ pub trait FlowStore: Send + Sync {
     async fn take_flow(&self, bot: &BotId, state_hash: &str) -> Result<Option<Flow>, StoreError>;
     async fn put_connect_session(&self, session: &ConnectSession) -> Result<(), StoreError>;
     /// Sign-ins waiting for their chat user's confirmation code (`confirm: code`, listed by
-    /// user) or for the platform's confirmation (`confirm: redirect`, found by flow).
-    async fn put_pending(&self, pending: &PendingConnection) -> Result<(), StoreError>;
-    /// Removes and returns the `confirm: redirect` sign-in whose flow id hashes to
-    /// `flow_hash`.
-    async fn take_pending_by_flow(
+    /// user) or for the platform's confirmation (`confirm: redirect`, found by flow). Written
+    /// with the link spent, as the end of the callback: `false` (nothing written) when the
+    /// flow's claim on the link was lost.
+    async fn put_pending(
+        &self,
+        pending: &PendingConnection,
+        link_key: &str,
+        claimant: &str,
+    ) -> Result<bool, StoreError>;
+    /// The `confirm: redirect` sign-in whose flow id hashes to `flow_hash`.
+    async fn pending_by_flow(
         &self,
         bot: &BotId,
         flow_hash: &str,
@@ -96,13 +134,13 @@ pub trait FlowStore: Send + Sync {
         bot: &BotId,
         user: &UserId,
     ) -> Result<Vec<PendingConnection>, StoreError>;
-    /// Removes and returns one; `None` when another caller took it first.
-    async fn take_pending(
+    /// Removes a waiting sign-in with the events that report it; `false` when another
+    /// request confirmed or dropped it first (nothing written).
+    async fn drop_pending(
         &self,
-        bot: &BotId,
-        user: &UserId,
-        pending_id: &str,
-    ) -> Result<Option<PendingConnection>, StoreError>;
+        pending: &PendingConnection,
+        events: &[Event],
+    ) -> Result<bool, StoreError>;
     /// Counts a wrong code against one; answers the new count, `None` when it is gone.
     async fn count_wrong_code(
         &self,
@@ -128,15 +166,20 @@ pub trait TokenStore: Send + Sync {
         bot: &BotId,
         owner: &Owner,
     ) -> Result<BTreeMap<Alias, TokenId>, StoreError>;
-    /// Inserts the token, or replaces the credentials of the same token id. Clears any lease.
-    async fn save_connected(&self, record: &TokenRecord) -> Result<SaveOutcome, StoreError>;
-    /// Removes the token; returns what was removed.
+    /// Inserts the token, or replaces the credentials of the same token id, spends what the
+    /// connection uses up and records its events, all or nothing. Clears any lease and any
+    /// unsettled refresh.
+    async fn save_connected(&self, c: &Connection<'_>) -> Result<SaveOutcome, StoreError>;
+    /// Removes the token with the events that report it, if it is still the version read
+    /// (`record.version`); `false` when it changed or is gone (nothing written).
     async fn delete_token(
         &self,
-        bot: &BotId,
-        id: &TokenId,
-    ) -> Result<Option<TokenRecord>, StoreError>;
-    /// Takes the refresh lease when nobody holds an unexpired one (security item 13).
+        record: &TokenRecord,
+        events: &[Event],
+    ) -> Result<bool, StoreError>;
+    /// Takes the refresh lease when nobody holds an unexpired one (security item 13), and
+    /// marks a refresh as unsettled by `holder` unless an earlier one still is (see
+    /// [`TokenRecord::refresh_unsettled`]).
     async fn acquire_lease(
         &self,
         bot: &BotId,
@@ -145,25 +188,78 @@ pub trait TokenStore: Send + Sync {
         until: i64,
         now: i64,
     ) -> Result<bool, StoreError>;
-    /// Writes refreshed credentials only if the stored version is still `expected_version`
-    /// and `holder` still holds the lease; bumps the version and releases the lease.
+    /// Writes refreshed credentials, and the events that report them, only if the stored
+    /// version is still `expected_version` and `holder` still holds the lease; bumps the
+    /// version, releases the lease and settles the refresh.
     async fn commit_refresh(
         &self,
         record: &TokenRecord,
         expected_version: i64,
         holder: &str,
+        events: &[Event],
     ) -> Result<bool, StoreError>;
+    /// Releases `holder`'s lease. `settled`: the provider surely did not act on a request of
+    /// this holder (none was sent, or it answered), so its unsettled mark goes too; otherwise
+    /// the mark stays for the next refresh to see.
     async fn release_lease(
         &self,
         bot: &BotId,
         id: &TokenId,
         holder: &str,
+        settled: bool,
     ) -> Result<(), StoreError>;
 }
 
+/// Events that report no other write (a sign-in that failed after its flow was used up).
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    async fn record_events(&self, events: &[Event]) -> Result<(), StoreError>;
+    /// Whether the event is in the outbox and not yet delivered (for the contract suites and
+    /// an operator's checks).
+    async fn undelivered(&self, event_id: &str) -> Result<bool, StoreError>;
+}
+
 /// Everything the service stores.
-pub trait Store: BotStore + ProviderStore + FlowStore + TokenStore {}
-impl<T: BotStore + ProviderStore + FlowStore + TokenStore> Store for T {}
+pub trait Store: BotStore + ProviderStore + FlowStore + TokenStore + OutboxStore {}
+impl<T: BotStore + ProviderStore + FlowStore + TokenStore + OutboxStore> Store for T {}
+
+/// Where the embedded backend delivers an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// `events.jsonl`.
+    File,
+    Webhook,
+}
+
+/// An undelivered event, claimed by one dispatcher for a while.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub event: OutboxEvent,
+    /// Failed deliveries so far.
+    pub attempts: u32,
+    /// Destinations that have it already.
+    pub done: Vec<Destination>,
+}
+
+/// The embedded backend's outbox as its dispatcher sees it (on AWS the table's stream feeds
+/// the relay function instead). Retries and their times are stored, so they survive a
+/// restart.
+#[async_trait]
+pub trait OutboxQueue: Send + Sync {
+    /// Claims up to `limit` events due at `now` (and not claimed by a live dispatcher) until
+    /// `until`, oldest first.
+    async fn claim_due(&self, now: i64, until: i64, limit: u32) -> Result<Vec<Queued>, StoreError>;
+    /// Notes that `destination` has the event.
+    async fn delivered_to(
+        &self,
+        event_id: &str,
+        destination: Destination,
+    ) -> Result<(), StoreError>;
+    /// Removes an event every destination has.
+    async fn finished(&self, event_id: &str) -> Result<(), StoreError>;
+    /// Counts a failed delivery and releases the claim until `retry_at`.
+    async fn failed(&self, event_id: &str, attempts: u32, retry_at: i64) -> Result<(), StoreError>;
+}
 
 /// What a sealed blob is for; part of the associated data, so a blob opens only for the
 /// record and purpose it was sealed for (security item 8).
@@ -260,9 +356,10 @@ pub enum PublishError {
     Unavailable(#[source] BoxError),
 }
 
+/// Delivers events from the outbox: `events.jsonl`, the webhook, EventBridge.
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
-    async fn publish(&self, events: &[Event]) -> Result<(), PublishError>;
+    async fn publish(&self, events: &[OutboxEvent]) -> Result<(), PublishError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -273,9 +370,14 @@ pub enum ProviderError {
     /// Another OAuth error answer.
     #[error("the provider answered with error '{code}'")]
     Refused { code: String },
-    /// Network failure, timeout, 429 or 5xx: may succeed later.
+    /// The request did not reach the provider, or it answered 429 or 503: nothing happened
+    /// there, and it may succeed later.
     #[error("the provider is unavailable")]
     Transient { retry_after: Option<u64> },
+    /// The request was sent but its answer was lost (a timeout or a broken connection after
+    /// sending, a 500, 502 or 504): the provider may have acted on it.
+    #[error("the provider's answer was lost")]
+    OutcomeUnknown,
     #[error("the provider's answer could not be understood: {0}")]
     Malformed(String),
     #[error("the provider is misconfigured: {0}")]

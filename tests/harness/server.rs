@@ -427,10 +427,28 @@ impl World {
         let user = shared::domain::ids::UserId::parse(user)?;
         let waiting = store.pendings_of(&bot, &user).await?;
         for p in &waiting {
-            if let Some(mut p) = store.take_pending(&bot, &user, &p.pending_id).await? {
-                p.expires_at = 0;
-                store.put_pending(&p).await?;
+            if !store.drop_pending(p, &[]).await? {
+                continue;
             }
+            // Written back as the end of a flow writes it: with a link of its own spent.
+            let link = shared::domain::token::Link {
+                link_id: shared::domain::ids::LinkId::generate(&bot),
+                bot_id: bot.clone(),
+                alias: p.alias.clone(),
+                owner: shared::domain::token::Owner::User(user.clone()),
+                expires_at: i64::MAX / 2,
+                created_at: 0,
+            };
+            store.put_link(&link).await?;
+            let key = link.link_id.key();
+            anyhow::ensure!(
+                store
+                    .claim_link(&bot, &key, "aging", i64::MAX / 2, 0)
+                    .await?
+            );
+            let mut aged = p.clone();
+            aged.expires_at = 0;
+            anyhow::ensure!(store.put_pending(&aged, &key, "aging").await?);
         }
         Ok(waiting.len())
     }

@@ -1,8 +1,9 @@
-//! Events on AWS: `PutEvents` on the configured bus. Entries that EventBridge reports as
-//! failed (`FailedEntryCount`) are sent again; what still fails is returned as an error,
-//! never dropped silently.
+//! Events on AWS: `PutEvents` on the configured bus, as the `event-relay` function sends the
+//! outbox items the table's stream brings it. Entries that EventBridge reports as failed
+//! (`FailedEntryCount`) are sent again; what still fails is returned as an error, and the
+//! relay reports its stream record as failed, so Lambda tries it again.
 
-use crate::domain::events::Event;
+use crate::domain::events::OutboxEvent;
 use crate::ports::{EventPublisher, PublishError};
 use async_trait::async_trait;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
@@ -33,21 +34,19 @@ impl EventBridgePublisher {
         }
     }
 
-    fn entry(&self, e: &Event) -> Result<PutEventsRequestEntry, PublishError> {
-        let detail = serde_json::to_string(&e.detail)
-            .map_err(|err| PublishError::Unavailable(Box::new(err)))?;
+    fn entry(&self, e: &OutboxEvent) -> Result<PutEventsRequestEntry, PublishError> {
         Ok(PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)
             .source(&self.source)
             .detail_type(&e.detail_type)
-            .detail(detail)
+            .detail(&e.detail)
             .build())
     }
 }
 
 #[async_trait]
 impl EventPublisher for EventBridgePublisher {
-    async fn publish(&self, events: &[Event]) -> Result<(), PublishError> {
+    async fn publish(&self, events: &[OutboxEvent]) -> Result<(), PublishError> {
         let mut pending: Vec<PutEventsRequestEntry> = events
             .iter()
             .map(|e| self.entry(e))

@@ -1,51 +1,25 @@
-//! Events on one machine: each event's envelope is appended as one line to `events.jsonl`,
-//! and, when a webhook is configured, POSTed there signed with HMAC-SHA256.
+//! Events on one machine, as the dispatcher (`adapters::dispatch`) delivers them from the
+//! outbox: each event's envelope appended as one line to `events.jsonl`, and, when a webhook
+//! is configured, POSTed there signed with HMAC-SHA256. Each publisher makes one attempt; the
+//! dispatcher keeps the retries.
 //!
 //! Webhook requests carry `X-Integrations-Timestamp` (unix seconds) and
 //! `X-Integrations-Signature: sha256=<hex>`, the HMAC of `<timestamp>.<body>` under the
-//! shared secret, so a receiver can check origin and freshness.
+//! shared secret, so a receiver can check origin and freshness; the envelope's `id` is the
+//! event id, the same on every retry, for the receiver to drop duplicates.
 
-use crate::domain::events::Event;
+use crate::domain::events::OutboxEvent;
 use crate::ports::{EventPublisher, PublishError};
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
 use sha2::Sha256;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
 pub const SIGNATURE_HEADER: &str = "X-Integrations-Signature";
 pub const TIMESTAMP_HEADER: &str = "X-Integrations-Timestamp";
-const WEBHOOK_ATTEMPTS: u32 = 4;
-
-/// The envelope shared with EventBridge's delivered events.
-pub fn envelope(event: &Event, source: &str) -> serde_json::Value {
-    json!({
-        "version": "0",
-        "id": event.detail.event_id,
-        "detail-type": event.detail_type,
-        "source": source,
-        "time": event.detail.occurred_at,
-        "resources": [],
-        "detail": event.detail,
-    })
-}
-
-pub struct Webhook {
-    pub url: url::Url,
-    pub secret: SecretString,
-    pub client: reqwest::Client,
-}
-
-pub struct JsonlEvents {
-    path: PathBuf,
-    source: String,
-    file: Mutex<()>,
-    webhook: Option<std::sync::Arc<Webhook>>,
-}
 
 /// `sha256=<hex>` of `<timestamp>.<body>`.
 pub fn sign(secret: &SecretString, timestamp: i64, body: &[u8]) -> String {
@@ -58,80 +32,77 @@ pub fn sign(secret: &SecretString, timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+fn failed(e: impl std::error::Error + Send + Sync + 'static) -> PublishError {
+    PublishError::Unavailable(Box::new(e))
+}
+
+/// `events.jsonl`: one envelope per line, synced to disk before an append counts as done.
+pub struct JsonlEvents {
+    path: PathBuf,
+    source: String,
+    file: Mutex<()>,
+}
+
 impl JsonlEvents {
-    pub fn new(path: &Path, source: &str, webhook: Option<Webhook>) -> Self {
+    pub fn new(path: &Path, source: &str) -> Self {
         Self {
             path: path.to_owned(),
             source: source.to_owned(),
             file: Mutex::new(()),
-            webhook: webhook.map(std::sync::Arc::new),
         }
     }
+}
 
-    async fn append(&self, lines: &[u8]) -> std::io::Result<()> {
+#[async_trait]
+impl EventPublisher for JsonlEvents {
+    async fn publish(&self, events: &[OutboxEvent]) -> Result<(), PublishError> {
+        let mut lines = Vec::new();
+        for event in events {
+            serde_json::to_writer(&mut lines, &event.envelope(&self.source)).map_err(failed)?;
+            lines.push(b'\n');
+        }
         let _guard = self.file.lock().await;
         let mut f = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)
-            .await?;
-        f.write_all(lines).await?;
-        f.sync_data().await
+            .await
+            .map_err(failed)?;
+        f.write_all(&lines).await.map_err(failed)?;
+        f.sync_data().await.map_err(failed)
     }
 }
 
-async fn deliver(hook: &Webhook, event_id: String, body: Vec<u8>) {
-    let mut delay = Duration::from_millis(500);
-    for attempt in 1..=WEBHOOK_ATTEMPTS {
-        let ts = time::OffsetDateTime::now_utc().unix_timestamp();
-        let sent = hook
-            .client
-            .post(hook.url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(TIMESTAMP_HEADER, ts.to_string())
-            .header(SIGNATURE_HEADER, sign(&hook.secret, ts, &body))
-            .body(body.clone())
-            .send()
-            .await;
-        match sent {
-            Ok(r) if r.status().is_success() => {
-                tracing::debug!(%event_id, attempt, "event delivered to the webhook");
-                return;
-            }
-            Ok(r) => {
-                tracing::warn!(%event_id, attempt, status = r.status().as_u16(), "the webhook refused an event")
-            }
-            Err(e) => {
-                tracing::warn!(%event_id, attempt, error = %e.without_url(), "the webhook could not be reached")
-            }
-        }
-        if attempt < WEBHOOK_ATTEMPTS {
-            tokio::time::sleep(delay).await;
-            delay *= 2;
-        }
-    }
-    tracing::error!(%event_id, "event not delivered to the webhook after {WEBHOOK_ATTEMPTS} attempts; it remains in events.jsonl");
+/// The operator's webhook: one signed POST per event.
+pub struct Webhook {
+    pub url: url::Url,
+    pub secret: SecretString,
+    pub client: reqwest::Client,
+    pub source: String,
 }
+
+#[derive(Debug, thiserror::Error)]
+#[error("the webhook answered {0}")]
+struct Refused(u16);
 
 #[async_trait]
-impl EventPublisher for JsonlEvents {
-    async fn publish(&self, events: &[Event]) -> Result<(), PublishError> {
-        let mut lines = Vec::new();
-        let mut bodies = Vec::new();
+impl EventPublisher for Webhook {
+    async fn publish(&self, events: &[OutboxEvent]) -> Result<(), PublishError> {
         for event in events {
-            let body = serde_json::to_vec(&envelope(event, &self.source))
-                .map_err(|e| PublishError::Unavailable(Box::new(e)))?;
-            lines.extend_from_slice(&body);
-            lines.push(b'\n');
-            bodies.push((event.detail.event_id.clone(), body));
-        }
-        self.append(&lines)
-            .await
-            .map_err(|e| PublishError::Unavailable(Box::new(e)))?;
-        if let Some(hook) = &self.webhook {
-            for (event_id, body) in bodies {
-                let hook = std::sync::Arc::clone(hook);
-                tokio::spawn(async move { deliver(&hook, event_id, body).await });
+            let body = serde_json::to_vec(&event.envelope(&self.source)).map_err(failed)?;
+            let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+            let answer = self
+                .client
+                .post(self.url.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(TIMESTAMP_HEADER, ts.to_string())
+                .header(SIGNATURE_HEADER, sign(&self.secret, ts, &body))
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| failed(e.without_url()))?;
+            if !answer.status().is_success() {
+                return Err(failed(Refused(answer.status().as_u16())));
             }
         }
         Ok(())
@@ -141,12 +112,13 @@ impl EventPublisher for JsonlEvents {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::events::Event;
     use crate::domain::ids::{Alias, BotId, ProviderName, TokenId};
     use crate::domain::token::Owner;
     use axum::http::HeaderMap;
     use std::sync::{Arc, Mutex};
 
-    fn event() -> Event {
+    fn event() -> OutboxEvent {
         Event::new(
             crate::domain::events::EventKind::Token,
             &BotId::parse("acme").unwrap(),
@@ -156,13 +128,14 @@ mod tests {
             Some(&TokenId::generate()),
             time::OffsetDateTime::now_utc(),
         )
+        .to_outbox()
     }
 
     #[tokio::test]
     async fn contract() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
-        let sink = Arc::new(JsonlEvents::new(&path, "bot-integrations", None));
+        let sink = Arc::new(JsonlEvents::new(&path, "bot-integrations"));
         crate::contract::publisher_delivers_envelopes(sink, "bot-integrations", || async {
             std::fs::read_to_string(&path)
                 .unwrap_or_default()
@@ -177,7 +150,7 @@ mod tests {
     async fn events_are_appended_as_envelopes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
-        let sink = JsonlEvents::new(&path, "bot-integrations", None);
+        let sink = JsonlEvents::new(&path, "bot-integrations");
         let (a, b) = (event(), event());
         sink.publish(std::slice::from_ref(&a)).await.unwrap();
         sink.publish(std::slice::from_ref(&b)).await.unwrap();
@@ -191,29 +164,28 @@ mod tests {
         assert_eq!(lines[0]["source"], "bot-integrations");
         assert_eq!(lines[0]["detail"]["context"], "bot");
         assert_eq!(lines[0]["detail"]["user_id"], serde_json::Value::Null);
-        assert_eq!(lines[1]["id"], b.detail.event_id.as_str());
+        assert_eq!(lines[1]["id"], b.event_id.as_str());
         assert_eq!(
             lines[1]["detail"]["payload"],
             lines[1]["detail"]["token_id"]
         );
     }
 
-    #[tokio::test]
-    async fn the_webhook_receives_signed_events_and_retries() {
-        type Seen = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
-        let seen: Seen = Arc::default();
+    /// A receiver that answers `503` to the first `refuse` requests and records the rest.
+    pub(crate) async fn receiver(
+        refuse: usize,
+    ) -> (url::Url, Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>) {
+        let seen: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>> = Arc::default();
         let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let app = {
             let seen = Arc::clone(&seen);
-            let attempts = Arc::clone(&attempts);
             axum::Router::new().route(
                 "/hook",
                 axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
                     let seen = Arc::clone(&seen);
                     let attempts = Arc::clone(&attempts);
                     async move {
-                        // The receiver fails the first delivery: the publisher must retry.
-                        if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                        if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < refuse {
                             return axum::http::StatusCode::SERVICE_UNAVAILABLE;
                         }
                         seen.lock().unwrap().push((headers, body.to_vec()));
@@ -225,23 +197,30 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
+        (
+            url::Url::parse(&format!("http://{addr}/hook")).unwrap(),
+            seen,
+        )
+    }
 
-        let dir = tempfile::tempdir().unwrap();
+    #[tokio::test]
+    async fn the_webhook_receives_signed_envelopes_and_reports_refusals() {
+        let (url, seen) = receiver(1).await;
         let secret = SecretString::from("whsec-test".to_owned());
         let hook = Webhook {
-            url: url::Url::parse(&format!("http://{addr}/hook")).unwrap(),
+            url,
             secret: secret.clone(),
             client: reqwest::Client::new(),
+            source: "src".into(),
         };
-        let sink = JsonlEvents::new(&dir.path().join("events.jsonl"), "src", Some(hook));
-        sink.publish(&[event()]).await.unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while seen.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        let e = event();
+        assert!(
+            hook.publish(std::slice::from_ref(&e)).await.is_err(),
+            "a refusal is an error, for the dispatcher to retry"
+        );
+        hook.publish(std::slice::from_ref(&e)).await.unwrap();
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 1);
-        assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
         let (headers, body) = &seen[0];
         let ts: i64 = headers[TIMESTAMP_HEADER].to_str().unwrap().parse().unwrap();
         assert_eq!(
@@ -254,5 +233,7 @@ mod tests {
         );
         let envelope: serde_json::Value = serde_json::from_slice(body).unwrap();
         assert_eq!(envelope["detail-type"], "token:google");
+        assert_eq!(envelope["id"], e.event_id.as_str());
+        assert_eq!(envelope["source"], "src");
     }
 }

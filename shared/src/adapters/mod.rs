@@ -1,5 +1,6 @@
 //! Implementations of the ports.
 
+pub mod dispatch;
 #[cfg(feature = "aws")]
 pub mod dynamodb;
 #[cfg(feature = "aws")]

@@ -498,12 +498,19 @@ where
                 ProviderError::Refused { code }
             }
         }
-        RequestTokenError::Request(HttpError::Unavailable { retry_after, .. }) => {
-            ProviderError::Transient { retry_after }
-        }
-        RequestTokenError::Request(HttpError::Request(_)) => {
+        // 429 and 503 say the request was not served; 500, 502 and 504 may come after the
+        // provider acted on it.
+        RequestTokenError::Request(HttpError::Unavailable {
+            status: 429 | 503,
+            retry_after,
+        }) => ProviderError::Transient { retry_after },
+        RequestTokenError::Request(HttpError::Unavailable { .. }) => ProviderError::OutcomeUnknown,
+        // A request that never connected never reached the provider; one that broke or timed
+        // out later may have.
+        RequestTokenError::Request(HttpError::Request(e)) if e.is_connect() => {
             ProviderError::Transient { retry_after: None }
         }
+        RequestTokenError::Request(HttpError::Request(_)) => ProviderError::OutcomeUnknown,
         RequestTokenError::Request(HttpError::TooLarge) => {
             ProviderError::Malformed("answer too large".into())
         }

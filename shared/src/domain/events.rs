@@ -1,5 +1,8 @@
 //! The contract's events: `token:<alias>`, `token_revoked:<alias>`, `token_deleted:<alias>`,
 //! `oauth_failed:<alias>`. They carry ids only, never a token, a code or a secret.
+//!
+//! An event is written to the outbox in the same store transaction as the state change it
+//! reports ([`OutboxEvent`]), and delivered from there at least once under its `event_id`.
 
 use super::ids::{random_urlsafe, Alias, BotId, ProviderName, TokenId};
 use super::integrations::Context;
@@ -25,10 +28,11 @@ impl EventKind {
     }
 }
 
-/// Why a sign-in failed, in `oauth_failed:<alias>` events.
+/// Why a sign-in failed (`oauth_failed:<alias>`) or a token was revoked
+/// (`token_revoked:<alias>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum FailureReason {
+pub enum EventReason {
     /// The user or the provider declined (the callback carried `error`).
     Declined,
     /// The provider refused the code or could not be reached for it.
@@ -39,6 +43,12 @@ pub enum FailureReason {
     BrowserMismatch,
     /// A sign-in waiting for its confirmation code expired or got too many wrong codes.
     ConfirmationFailed,
+    /// The provider refused the refresh token for good (`invalid_grant` / `invalid_client`).
+    ProviderRefused,
+    /// As `provider_refused`, after an earlier refresh whose outcome this service never
+    /// learned (a timeout after the request was sent, or a crash): the provider may have
+    /// rotated the refresh token in an answer that was lost. Our fault, not the user's.
+    RefreshOutcomeUnknown,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,9 +64,9 @@ pub struct EventDetail {
     pub event_id: String,
     /// RFC 3339.
     pub occurred_at: String,
-    /// Only in `oauth_failed:<alias>`.
+    /// In `oauth_failed:<alias>` and `token_revoked:<alias>`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<FailureReason>,
+    pub reason: Option<EventReason>,
 }
 
 /// One event, before a publisher puts it in its envelope.
@@ -94,5 +104,46 @@ impl Event {
                 reason: None,
             },
         }
+    }
+}
+
+/// An event as the outbox keeps it until it is delivered: the detail serialized once, so what
+/// is delivered, however often, is byte for byte what was written with the state change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    pub event_id: String,
+    pub detail_type: String,
+    /// RFC 3339.
+    pub occurred_at: String,
+    /// `detail` as JSON text.
+    pub detail: String,
+}
+
+impl Event {
+    pub fn to_outbox(&self) -> OutboxEvent {
+        OutboxEvent {
+            event_id: self.detail.event_id.clone(),
+            detail_type: self.detail_type.clone(),
+            occurred_at: self.detail.occurred_at.clone(),
+            // A struct of strings and enums: serializing it cannot fail.
+            detail: serde_json::to_string(&self.detail).unwrap_or_else(|_| "{}".to_owned()),
+        }
+    }
+}
+
+impl OutboxEvent {
+    /// The envelope every delivery carries: `events.jsonl` lines, webhook bodies, and the
+    /// shape of the events EventBridge delivers.
+    pub fn envelope(&self, source: &str) -> serde_json::Value {
+        serde_json::json!({
+            "version": "0",
+            "id": self.event_id,
+            "detail-type": self.detail_type,
+            "source": source,
+            "time": self.occurred_at,
+            "resources": [],
+            "detail": serde_json::from_str::<serde_json::Value>(&self.detail)
+                .unwrap_or(serde_json::Value::Null),
+        })
     }
 }

@@ -74,6 +74,12 @@ pub struct TokenRecord {
     pub sealed: Sealed,
     /// Bumped by every write; the refresh commit is fenced on it (security item 13).
     pub version: i64,
+    /// The lease holder of a refresh whose request may have reached the provider without its
+    /// answer reaching us (a timeout after sending, a crash). Cleared by the next commit or
+    /// reconnect. When the next refresh is refused with `invalid_grant`, the revocation is
+    /// reported as `refresh_outcome_unknown`: the provider may have rotated the refresh token
+    /// in the answer that was lost.
+    pub refresh_unsettled: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -215,6 +221,7 @@ mod tests {
             version: 1,
             created_at: updated_at,
             updated_at,
+            refresh_unsettled: None,
         }
     }
 

@@ -4,11 +4,11 @@
 
 use super::flow::NewToken;
 use super::{Service, ServiceError};
-use crate::domain::events::{Event, EventKind, FailureReason};
+use crate::domain::events::EventReason;
 use crate::domain::ids::{random_urlsafe, sha256_hex, Alias, BotId, TokenId, UserId};
 use crate::domain::integrations::Confirm;
 use crate::domain::token::{Owner, PendingConnection, TokenSecrets};
-use crate::ports::{Purpose, SealContext};
+use crate::ports::{Purpose, SealContext, Spend};
 use rand::Rng;
 use secrecy::SecretString;
 use subtle::ConstantTimeEq;
@@ -33,6 +33,13 @@ fn code_hash(pending_id: &str, code: &str) -> String {
     sha256_hex(&format!("{pending_id}:{code}"))
 }
 
+/// The link a flow claimed, spent when its sign-in is held.
+#[derive(Clone, Copy)]
+pub(super) struct FlowLink<'a> {
+    pub key: &'a str,
+    pub claimant: &'a str,
+}
+
 /// What a confirmation stored.
 #[derive(Debug)]
 pub struct Confirmed {
@@ -41,22 +48,30 @@ pub struct Confirmed {
 }
 
 impl Service {
-    /// Seals the token as pending for `user` and answers the code to show.
+    /// Seals the token as pending for `user`, spending the flow's link, and answers the code
+    /// to show; `None` when the link was spent by another flow (nothing kept).
     pub(super) async fn hold_for_confirmation(
         &self,
         new: &NewToken<'_>,
         user: &UserId,
         secrets: &TokenSecrets,
-    ) -> Result<SecretString, ServiceError> {
+        link: FlowLink<'_>,
+    ) -> Result<Option<SecretString>, ServiceError> {
         let code = format!(
             "{:0width$}",
             rand::rngs::OsRng.gen_range(0..10u32.pow(CODE_DIGITS as u32)),
             width = CODE_DIGITS
         );
-        self.hold(new, user, secrets, Confirm::Code, |id| code_hash(id, &code))
-            .await?;
+        if !self
+            .hold(new, user, secrets, link, Confirm::Code, |id| {
+                code_hash(id, &code)
+            })
+            .await?
+        {
+            return Ok(None);
+        }
         tracing::info!(bot_id = %new.bot_id, alias = %new.alias, "sign-in waits for its confirmation code");
-        Ok(SecretString::from(code))
+        Ok(Some(SecretString::from(code)))
     }
 
     /// `confirm: redirect`: seals the token as pending under a fresh flow id and answers where
@@ -66,7 +81,8 @@ impl Service {
         new: &NewToken<'_>,
         user: &UserId,
         secrets: &TokenSecrets,
-    ) -> Result<Url, ServiceError> {
+        link: FlowLink<'_>,
+    ) -> Result<Option<Url>, ServiceError> {
         let raw = self
             .store
             .confirm_url(new.bot_id)
@@ -75,25 +91,31 @@ impl Service {
         let mut url =
             Url::parse(&raw).map_err(|e| ServiceError::InvalidConfirmUrl(e.to_string()))?;
         let flow_id = random_urlsafe(32);
-        self.hold(new, user, secrets, Confirm::Redirect, |_| {
-            sha256_hex(&flow_id)
-        })
-        .await?;
+        if !self
+            .hold(new, user, secrets, link, Confirm::Redirect, |_| {
+                sha256_hex(&flow_id)
+            })
+            .await?
+        {
+            return Ok(None);
+        }
         url.query_pairs_mut().append_pair("flow", &flow_id);
         tracing::info!(bot_id = %new.bot_id, alias = %new.alias, "sign-in waits for the platform's confirmation");
-        Ok(url)
+        Ok(Some(url))
     }
 
-    /// Stores the token sealed as a pending connection for 10 minutes; `key_hash` makes its
-    /// `code_hash` from the new record's id.
+    /// Stores the token sealed as a pending connection for 10 minutes, in one step with
+    /// spending the flow's link (`false`: the link was spent by another flow, nothing
+    /// stored); `key_hash` makes its `code_hash` from the new record's id.
     async fn hold(
         &self,
         new: &NewToken<'_>,
         user: &UserId,
         secrets: &TokenSecrets,
+        link: FlowLink<'_>,
         confirm: Confirm,
         key_hash: impl FnOnce(&str) -> String,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<bool, ServiceError> {
         let now = self.clock.unix();
         let pending_id = random_urlsafe(24);
         let plain =
@@ -103,23 +125,27 @@ impl Service {
             .sealer
             .seal(&plain, pending_ctx(new.bot_id, &record))
             .await?;
-        self.store
-            .put_pending(&PendingConnection {
-                confirm,
-                code_hash: key_hash(&pending_id),
-                pending_id,
-                bot_id: new.bot_id.clone(),
-                user_id: user.clone(),
-                alias: new.alias.clone(),
-                provider: new.provider.clone(),
-                attempts: 0,
-                sealed,
-                token_expires_at: new.expires_at,
-                expires_at: now + CONFIRMATION_TTL_SECS,
-                created_at: now,
-            })
-            .await?;
-        Ok(())
+        Ok(self
+            .store
+            .put_pending(
+                &PendingConnection {
+                    confirm,
+                    code_hash: key_hash(&pending_id),
+                    pending_id,
+                    bot_id: new.bot_id.clone(),
+                    user_id: user.clone(),
+                    alias: new.alias.clone(),
+                    provider: new.provider.clone(),
+                    attempts: 0,
+                    sealed,
+                    token_expires_at: new.expires_at,
+                    expires_at: now + CONFIRMATION_TTL_SECS,
+                    created_at: now,
+                },
+                link.key,
+                link.claimant,
+            )
+            .await?)
     }
 
     /// `POST /v1/bots/{bot_id}/flows/{flow_id}/confirm`: the platform, having checked its
@@ -140,20 +166,24 @@ impl Service {
         }
         let Some(p) = self
             .store
-            .take_pending_by_flow(bot, &sha256_hex(flow_id))
+            .pending_by_flow(bot, &sha256_hex(flow_id))
             .await?
         else {
             return Err(ServiceError::FlowNotFound);
         };
         if p.expires_at <= self.clock.unix() {
-            self.discard_pending(p, "expired").await;
+            self.drop_pending(&p, "expired").await?;
             return Err(ServiceError::FlowNotFound);
         }
         if &p.user_id != user {
-            self.discard_pending(p, "confirmed for another user").await;
+            if !self.drop_pending(&p, "confirmed for another user").await? {
+                return Err(ServiceError::FlowNotFound);
+            }
             return Err(ServiceError::UserMismatch);
         }
-        self.store_confirmed(p).await
+        self.store_confirmed(p)
+            .await?
+            .ok_or(ServiceError::FlowNotFound)
     }
 
     /// `POST /v1/bots/{bot_id}/users/{user_id}/confirmations`: stores the token of the
@@ -184,11 +214,11 @@ impl Service {
                 )
         });
         if let Some(p) = matching {
-            if let Some(p) = self.store.take_pending(bot, user, &p.pending_id).await? {
-                return self.store_confirmed(p).await;
-            }
-            // Confirmed (or dropped) by another request just now.
-            return Err(ServiceError::InvalidConfirmationCode);
+            // `None`: confirmed (or dropped) by another request just now.
+            return self
+                .store_confirmed(p.clone())
+                .await?
+                .ok_or(ServiceError::InvalidConfirmationCode);
         }
         for p in &live {
             if let Some(n) = self
@@ -214,7 +244,12 @@ impl Service {
         serde_json::from_slice(&plain).map_err(ServiceError::Decode)
     }
 
-    async fn store_confirmed(&self, p: PendingConnection) -> Result<Confirmed, ServiceError> {
+    /// Stores the token of a waiting sign-in, removing the sign-in in the same step; `None`
+    /// when another request confirmed or dropped it first.
+    async fn store_confirmed(
+        &self,
+        p: PendingConnection,
+    ) -> Result<Option<Confirmed>, ServiceError> {
         let secrets = self.open_pending(&p).await?;
         let owner = Owner::User(p.user_id.clone());
         let new = NewToken {
@@ -224,57 +259,47 @@ impl Service {
             provider: &p.provider,
             expires_at: p.token_expires_at,
         };
-        let token_id = self.store_connected(&new, secrets).await?;
+        let Some(token_id) = self
+            .store_connected(&new, secrets, Spend::Pending(&p))
+            .await?
+        else {
+            return Ok(None);
+        };
         tracing::info!(bot_id = %p.bot_id, alias = %p.alias, %token_id, "sign-in confirmed; token stored");
-        self.emit(
-            EventKind::Token,
+        Ok(Some(Confirmed {
+            alias: p.alias,
+            token_id,
+        }))
+    }
+
+    /// Drops a waiting sign-in with its `oauth_failed:<alias>` (`confirmation_failed`) in one
+    /// step, then revokes its grant at the provider (best effort). `false` when another
+    /// request confirmed or dropped it first.
+    async fn drop_pending(&self, p: &PendingConnection, why: &str) -> Result<bool, ServiceError> {
+        let owner = Owner::User(p.user_id.clone());
+        let event = self.failed_event(
             super::EventSubject {
                 bot: &p.bot_id,
                 alias: &p.alias,
                 provider: &p.provider,
                 owner: &owner,
             },
-            Some(&token_id),
-        )
-        .await;
-        Ok(Confirmed {
-            alias: p.alias,
-            token_id,
-        })
-    }
-
-    /// Drops a waiting sign-in (when this request is the one that removes it).
-    async fn drop_pending(&self, p: &PendingConnection, why: &str) -> Result<(), ServiceError> {
-        if let Some(p) = self
+            EventReason::ConfirmationFailed,
+        );
+        if !self
             .store
-            .take_pending(&p.bot_id, &p.user_id, &p.pending_id)
+            .drop_pending(p, std::slice::from_ref(&event))
             .await?
         {
-            self.discard_pending(p, why).await;
+            return Ok(false);
         }
-        Ok(())
-    }
-
-    /// A waiting sign-in this request removed: revokes its grant at the provider (best
-    /// effort) and reports `oauth_failed:<alias>` with `confirmation_failed`.
-    async fn discard_pending(&self, p: PendingConnection, why: &str) {
         tracing::info!(bot_id = %p.bot_id, alias = %p.alias, why, "waiting sign-in dropped");
-        match self.open_pending(&p).await {
+        match self.open_pending(p).await {
             Ok(secrets) => self.revoke_grant(&p.provider, &secrets).await,
             Err(e) => {
                 tracing::warn!(bot_id = %p.bot_id, error = %e, "dropped sign-in could not be opened for revocation")
             }
         }
-        let mut event = Event::new(
-            EventKind::OauthFailed,
-            &p.bot_id,
-            &p.alias,
-            &p.provider,
-            &Owner::User(p.user_id.clone()),
-            None,
-            self.clock.now(),
-        );
-        event.detail.reason = Some(FailureReason::ConfirmationFailed);
-        self.publish(event).await;
+        Ok(true)
     }
 }

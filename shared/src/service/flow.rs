@@ -2,7 +2,7 @@
 //! the connect page. Failures are [`FlowError`]s, which the HTTP layer shows as pages.
 
 use super::{Service, ServiceError};
-use crate::domain::events::{EventKind, FailureReason};
+use crate::domain::events::{EventKind, EventReason};
 use crate::domain::flow_secret;
 use crate::domain::ids::{
     new_state, random_urlsafe, sha256_hex, state_bot, Alias, BotId, BrowserKey, LinkId,
@@ -12,13 +12,19 @@ use crate::domain::integrations::{Confirm, Context, Integration};
 use crate::domain::providers::{normalize_user_info, ProviderApp};
 use crate::domain::token::{Flow, Link, Owner, TokenRecord, TokenSecrets, TokenStatus};
 use crate::ports::{
-    GrantedToken, ProviderError, RegisteredApp, SaveOutcome, SealError, StoreError,
+    Connection, GrantedToken, ProviderError, RegisteredApp, SaveOutcome, SealError, Spend,
+    StoreError,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use url::Url;
 
 pub const FLOW_TTL_SECS: i64 = 10 * 60;
+
+/// How long a flow holds its link between the claim (before the code exchange) and the step
+/// that stores its token: longer than the exchange, the user-info call and the key service
+/// take together, short enough that a flow that died with a fault frees the link soon.
+pub const LINK_CLAIM_SECS: i64 = 60;
 
 /// How many flows one link may start. A person may open a link a few times (and a chat's
 /// link previewer fetch it), but a link requested in a loop stops writing flows here.
@@ -208,7 +214,7 @@ impl Service {
         let flow = self.take_flow(provider, state).await?;
         if !browser.is_some_and(|b| b.matches(&flow.browser_hash)) {
             tracing::warn!(bot_id = %flow.bot_id, alias = %flow.alias, "callback from another browser than the one that started the flow; refused before the code exchange");
-            self.emit_failed(&flow, FailureReason::BrowserMismatch)
+            self.record_failure(&flow, EventReason::BrowserMismatch)
                 .await;
             return Err(FlowError::BrowserMismatch);
         }
@@ -226,15 +232,36 @@ impl Service {
                 .take(64)
                 .collect();
             tracing::info!(bot_id = %flow.bot_id, alias = %flow.alias, error = %code, "provider reported an error");
-            self.emit_failed(&flow, FailureReason::Declined).await;
+            self.record_failure(&flow, EventReason::Declined).await;
             return Err(FlowError::Declined { code });
         }
         let code = params.code.as_ref().ok_or(FlowError::BadRequest)?;
-        // The link is spent before the exchange: of two flows from one link, only one
-        // exchanges its code, so one link connects once.
-        if !self.store.spend_link(&flow.bot_id, &flow.link_key).await? {
+        // The flow claims its link before the exchange: of two flows from one link only one
+        // exchanges its code, so one link connects once. The link is spent in the same step
+        // that stores what the flow got; a claim whose flow fails (a store or key-service
+        // fault) lapses after LINK_CLAIM_SECS, and the link can be used again.
+        let now = self.clock.unix();
+        if !self
+            .store
+            .claim_link(
+                &flow.bot_id,
+                &flow.link_key,
+                &flow.state_hash,
+                now + LINK_CLAIM_SECS,
+                now,
+            )
+            .await?
+        {
             return Err(FlowError::LinkUsed);
         }
+        let link = super::confirm::FlowLink {
+            key: &flow.link_key,
+            claimant: &flow.state_hash,
+        };
+        let spend = Spend::Link {
+            key: link.key,
+            claimant: link.claimant,
+        };
         let granted = self.exchange(&flow, &client, code, state).await?;
         let secrets = self.profile(&client, &flow, &granted).await?;
         let expires_at = super::tokens::expiry(&client.app, granted.expires_in, self.clock.unix());
@@ -247,7 +274,12 @@ impl Service {
         };
         match (flow.confirm, &flow.owner) {
             (Confirm::Code, Owner::User(user)) => {
-                let code = self.hold_for_confirmation(&new, user, &secrets).await?;
+                let Some(code) = self
+                    .hold_for_confirmation(&new, user, &secrets, link)
+                    .await?
+                else {
+                    return Err(self.link_lost(&flow));
+                };
                 return Ok(Connected {
                     alias: flow.alias,
                     provider: flow.provider,
@@ -256,8 +288,9 @@ impl Service {
                 });
             }
             (Confirm::Redirect, Owner::User(user)) => {
-                let to = match self.hold_for_platform(&new, user, &secrets).await {
-                    Ok(to) => to,
+                let to = match self.hold_for_platform(&new, user, &secrets, link).await {
+                    Ok(Some(to)) => to,
+                    Ok(None) => return Err(self.link_lost(&flow)),
                     // The operator removed the bot's confirm_url meanwhile: nothing is kept.
                     Err(ServiceError::ConfirmUrlNotSet(_)) => {
                         self.revoke_grant(&flow.provider, &secrets).await;
@@ -274,16 +307,23 @@ impl Service {
             }
             _ => {}
         }
-        let token_id = self.store_connected(&new, secrets).await?;
+        let Some(token_id) = self.store_connected(&new, secrets, spend).await? else {
+            return Err(self.link_lost(&flow));
+        };
         tracing::info!(bot_id = %flow.bot_id, alias = %flow.alias, %token_id, "token stored");
-        self.emit(EventKind::Token, (&flow).into(), Some(&token_id))
-            .await;
         Ok(Connected {
             alias: flow.alias,
             provider: flow.provider,
             confirmation_code: None,
             redirect_to: None,
         })
+    }
+
+    /// The flow's claim on its link lapsed and another flow of the link finished first:
+    /// nothing of this one is kept.
+    fn link_lost(&self, flow: &Flow) -> FlowError {
+        tracing::warn!(bot_id = %flow.bot_id, alias = %flow.alias, "another flow of the link finished first; this sign-in is not stored");
+        FlowError::LinkUsed
     }
 
     /// Takes the flow of `state` out of the store (so it is used at most once, security
@@ -330,9 +370,11 @@ impl Service {
             Ok(g) => Ok(g),
             Err(e) => {
                 tracing::warn!(bot_id = %flow.bot_id, alias = %flow.alias, error = %e, "code exchange failed");
-                self.emit_failed(flow, FailureReason::ExchangeFailed).await;
+                self.record_failure(flow, EventReason::ExchangeFailed).await;
                 Err(match e {
-                    ProviderError::Transient { .. } => FlowError::Unavailable,
+                    ProviderError::Transient { .. } | ProviderError::OutcomeUnknown => {
+                        FlowError::Unavailable
+                    }
                     _ => FlowError::ProviderFailed,
                 })
             }
@@ -409,10 +451,12 @@ impl Service {
             Ok(claims) => Ok(Some(claims)),
             Err(e) => {
                 tracing::warn!(bot_id = %flow.bot_id, alias = %flow.alias, error = %e, "ID token refused; nothing stored");
-                self.emit_failed(flow, FailureReason::IdentityRejected)
+                self.record_failure(flow, EventReason::IdentityRejected)
                     .await;
                 Err(match e {
-                    ProviderError::Transient { .. } => FlowError::Unavailable,
+                    ProviderError::Transient { .. } | ProviderError::OutcomeUnknown => {
+                        FlowError::Unavailable
+                    }
                     _ => FlowError::IdentityRejected,
                 })
             }
@@ -421,11 +465,14 @@ impl Service {
 
     /// Stores a connected token for its owner and alias (a reconnect keeps the owner's token
     /// id) and revokes what it replaced when that was another account's.
+    /// Stores a connection, with what it uses up (`spend`) and its `token:<alias>` event, in
+    /// one step. `None`: what it had to use up was spent by another request; nothing stored.
     pub(super) async fn store_connected(
         &self,
         new: &NewToken<'_>,
         secrets: TokenSecrets,
-    ) -> Result<crate::domain::ids::TokenId, ServiceError> {
+        spend: Spend<'_>,
+    ) -> Result<Option<crate::domain::ids::TokenId>, ServiceError> {
         let now = self.clock.unix();
         let existing = self
             .store
@@ -453,15 +500,23 @@ impl Service {
                 version: 0,
                 created_at: now,
                 updated_at: now,
+                refresh_unsettled: None,
             };
-            match self.store.save_connected(&record).await? {
+            let event = self.event(EventKind::Token, new.into(), Some(&token_id));
+            let connection = Connection {
+                record: &record,
+                spend,
+                events: std::slice::from_ref(&event),
+            };
+            match self.store.save_connected(&connection).await? {
                 SaveOutcome::Saved => {
                     if let Some(old) = replaced.filter(|old| old.token_id == token_id) {
                         self.revoke_replaced(&old, new_uid.as_deref()).await;
                     }
-                    return Ok(token_id);
+                    return Ok(Some(token_id));
                 }
                 SaveOutcome::Taken(other) => token_id = other,
+                SaveOutcome::Spent => return Ok(None),
             }
         }
         Err(ServiceError::ConcurrentConnect)
@@ -545,5 +600,16 @@ fn merge_claims(claims: Option<&Value>, user_info: Option<Value>) -> Value {
         (_, Some(u)) => u,
         (Some(c), None) => c.clone(),
         (None, None) => Value::Null,
+    }
+}
+
+impl<'a> From<&'a NewToken<'a>> for super::EventSubject<'a> {
+    fn from(n: &'a NewToken<'a>) -> Self {
+        Self {
+            bot: n.bot_id,
+            alias: n.alias,
+            provider: n.provider,
+            owner: n.owner,
+        }
     }
 }

@@ -28,14 +28,13 @@ pub use operator::CreatedBot;
 pub use tokens::{AccessTokenView, CredentialsView, ExtraView, FullToken};
 
 use crate::config::AdminKeyHash;
-use crate::domain::events::{Event, EventKind, FailureReason};
+use crate::domain::events::{Event, EventKind, EventReason};
 use crate::domain::ids::{Alias, BotId, ProviderName, TokenId};
 use crate::domain::integrations::Integration;
 use crate::domain::network::OutboundPolicy;
 use crate::domain::token::{Owner, TokenRecord, TokenSecrets};
 use crate::ports::{
-    Clock, EventPublisher, ProviderClient, Purpose, RegisteredApp, SealContext, SealError, Sealer,
-    Store,
+    Clock, ProviderClient, Purpose, RegisteredApp, SealContext, SealError, Sealer, Store,
 };
 use secrecy::SecretString;
 use std::collections::HashMap;
@@ -47,7 +46,6 @@ use url::Url;
 pub struct ServiceParts {
     pub store: Arc<dyn Store>,
     pub sealer: Arc<dyn Sealer>,
-    pub events: Arc<dyn EventPublisher>,
     pub clock: Arc<dyn Clock>,
     pub provider: Arc<dyn ProviderClient>,
     pub public_url: Url,
@@ -59,7 +57,6 @@ pub struct ServiceParts {
 pub struct Service {
     store: Arc<dyn Store>,
     sealer: Arc<dyn Sealer>,
-    events: Arc<dyn EventPublisher>,
     clock: Arc<dyn Clock>,
     provider: Arc<dyn ProviderClient>,
     public_url: Url,
@@ -90,7 +87,6 @@ impl Service {
         Self {
             store: p.store,
             sealer: p.sealer,
-            events: p.events,
             clock: p.clock,
             provider: p.provider,
             public_url: p.public_url,
@@ -167,8 +163,9 @@ impl Service {
         Ok(self.sealer.seal(&plain, token_ctx(bot, id)).await?)
     }
 
-    async fn emit(&self, kind: EventKind, subject: EventSubject<'_>, token: Option<&TokenId>) {
-        let event = Event::new(
+    /// An event about `subject`, to be written with the change it reports.
+    fn event(&self, kind: EventKind, subject: EventSubject<'_>, token: Option<&TokenId>) -> Event {
+        Event::new(
             kind,
             subject.bot,
             subject.alias,
@@ -176,36 +173,40 @@ impl Service {
             subject.owner,
             token,
             self.clock.now(),
-        );
-        self.publish(event).await;
+        )
     }
 
     /// `oauth_failed:<alias>` for a flow, saying why.
-    async fn emit_failed(&self, flow: &crate::domain::token::Flow, reason: FailureReason) {
-        let mut event = Event::new(
-            EventKind::OauthFailed,
-            &flow.bot_id,
-            &flow.alias,
-            &flow.provider,
-            &flow.owner,
-            None,
-            self.clock.now(),
-        );
+    fn failed_event(&self, subject: EventSubject<'_>, reason: EventReason) -> Event {
+        let mut event = self.event(EventKind::OauthFailed, subject, None);
         event.detail.reason = Some(reason);
-        self.publish(event).await;
+        event
     }
 
-    async fn publish(&self, event: Event) {
-        if let Err(e) = self.events.publish(std::slice::from_ref(&event)).await {
-            // The state change is committed; the event is reported, never dropped silently.
-            tracing::error!(event_id = %event.detail.event_id, detail_type = %event.detail_type, error = %e, "event could not be published");
+    /// Records `oauth_failed:<alias>` for a flow that was used up: the one event written on
+    /// its own, with a few tries, since the change it reports (the flow taken) is behind us.
+    async fn record_failure(&self, flow: &crate::domain::token::Flow, reason: EventReason) {
+        let event = self.failed_event(flow.into(), reason);
+        let mut backoff = std::time::Duration::from_millis(50);
+        for attempt in 1..=3 {
+            match self.store.record_events(std::slice::from_ref(&event)).await {
+                Ok(()) => return,
+                Err(e) if attempt < 3 => {
+                    tracing::warn!(event_id = %event.detail.event_id, error = %e, "failure event not recorded yet; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 4;
+                }
+                Err(e) => {
+                    tracing::error!(event_id = %event.detail.event_id, detail_type = %event.detail_type, error = %e, "failure event could not be recorded; the store is unavailable");
+                }
+            }
         }
     }
 }
 
 /// Whom an event is about.
 #[derive(Clone, Copy)]
-struct EventSubject<'a> {
+pub(super) struct EventSubject<'a> {
     bot: &'a BotId,
     alias: &'a Alias,
     provider: &'a ProviderName,

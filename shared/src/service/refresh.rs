@@ -4,7 +4,7 @@
 
 use super::tokens::{expiry, AccessTokenView};
 use super::{Service, ServiceError};
-use crate::domain::events::EventKind;
+use crate::domain::events::{EventKind, EventReason};
 use crate::domain::ids::random_urlsafe;
 use crate::domain::token::{TokenRecord, TokenSecrets, TokenStatus};
 use crate::ports::{GrantedToken, ProviderError, RegisteredApp};
@@ -110,14 +110,16 @@ impl Service {
             // The commit releases the lease, won or lost.
             Ok(Some(f)) => return self.refresh_fresh(f, holder).await,
         };
-        self.release(record, holder).await;
+        self.release(record, holder, true).await;
         result
     }
 
-    async fn release(&self, record: &TokenRecord, holder: &str) {
+    /// Releases the lease. `settled`: no request of this holder can have reached the provider
+    /// unanswered (see [`TokenRecord::refresh_unsettled`]).
+    async fn release(&self, record: &TokenRecord, holder: &str, settled: bool) {
         if let Err(e) = self
             .store
-            .release_lease(&record.bot_id, &record.token_id, holder)
+            .release_lease(&record.bot_id, &record.token_id, holder, settled)
             .await
         {
             tracing::warn!(token_id = %record.token_id, error = %e, "refresh lease not released; it expires by itself");
@@ -134,11 +136,11 @@ impl Service {
         let due = match self.prepare(fresh.clone()).await {
             Ok(Ok(due)) => due,
             Ok(Err(view)) => {
-                self.release(&fresh, holder).await;
+                self.release(&fresh, holder, true).await;
                 return Ok(Attempt::Done(view));
             }
             Err(e) => {
-                self.release(&fresh, holder).await;
+                self.release(&fresh, holder, true).await;
                 return Err(e);
             }
         };
@@ -152,8 +154,15 @@ impl Service {
             Err(ProviderError::Final { code }) => {
                 self.commit_revoked(due.record, &code, holder).await
             }
+            Err(ProviderError::OutcomeUnknown) => {
+                // The provider may have rotated the refresh token in the answer we lost: the
+                // mark stays, so a later `invalid_grant` is reported as our fault.
+                tracing::warn!(token_id = %fresh.token_id, "refresh sent but its answer was lost; outcome unknown");
+                self.release(&fresh, holder, false).await;
+                Err(ServiceError::ProviderUnavailable { retry_after: 5 })
+            }
             Err(e) => {
-                self.release(&fresh, holder).await;
+                self.release(&fresh, holder, true).await;
                 Err(match e {
                     ProviderError::Transient { retry_after } => {
                         tracing::warn!(token_id = %fresh.token_id, "provider unavailable for refresh");
@@ -238,7 +247,7 @@ impl Service {
         let committed = loop {
             match self
                 .store
-                .commit_refresh(&next, fresh.version, holder)
+                .commit_refresh(&next, fresh.version, holder, &[])
                 .await
             {
                 Ok(committed) => break committed,
@@ -264,7 +273,10 @@ impl Service {
         )))
     }
 
-    /// `invalid_grant` / `invalid_client` are final (item 15): the token is marked revoked.
+    /// `invalid_grant` / `invalid_client` are final (item 15): the token is marked revoked,
+    /// with its `token_revoked:<alias>` in the same step. When an earlier refresh of another
+    /// holder was never settled, the provider may have rotated the refresh token in an answer
+    /// we lost: the event says `refresh_outcome_unknown`.
     async fn commit_revoked(
         &self,
         fresh: TokenRecord,
@@ -274,20 +286,32 @@ impl Service {
         let mut next = fresh.clone();
         next.updated_at = self.clock.unix();
         next.status = TokenStatus::Revoked;
+        let ours = fresh
+            .refresh_unsettled
+            .as_deref()
+            .is_some_and(|earlier| earlier != holder);
+        let mut event = self.event(
+            EventKind::TokenRevoked,
+            (&next).into(),
+            Some(&next.token_id),
+        );
+        event.detail.reason = Some(if ours {
+            EventReason::RefreshOutcomeUnknown
+        } else {
+            EventReason::ProviderRefused
+        });
         if !self
             .store
-            .commit_refresh(&next, fresh.version, holder)
+            .commit_refresh(&next, fresh.version, holder, std::slice::from_ref(&event))
             .await?
         {
             return Ok(Attempt::Lost);
         }
-        tracing::warn!(bot_id = %next.bot_id, token_id = %next.token_id, %code, "refresh refused for good; token revoked");
-        self.emit(
-            EventKind::TokenRevoked,
-            (&next).into(),
-            Some(&next.token_id),
-        )
-        .await;
+        if ours {
+            tracing::error!(bot_id = %next.bot_id, token_id = %next.token_id, %code, "refresh refused after an earlier refresh whose answer was lost; token revoked (refresh_outcome_unknown)");
+        } else {
+            tracing::warn!(bot_id = %next.bot_id, token_id = %next.token_id, %code, "refresh refused for good; token revoked");
+        }
         Ok(Attempt::Done(AccessTokenView::revoked()))
     }
 }

@@ -7,9 +7,14 @@ use crate::domain::ids::{Alias, BotId, ProviderName, TokenId};
 use crate::domain::integrations::Context;
 use crate::domain::providers::{catalog_entry, ProviderApp, UserInfo};
 use crate::domain::token::{TokenRecord, TokenSecrets, TokenStatus};
+use crate::ports::StoreError;
 use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::Value;
+
+/// How many times a delete reads the token again when it changed under it (or its
+/// transaction met another).
+const DELETE_ATTEMPTS: usize = 6;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AccessTokenView {
@@ -184,20 +189,37 @@ impl Service {
         self.refresh(record).await
     }
 
-    /// `delete_token`: removes the token, then revokes it at the provider (best effort).
+    /// `delete_token`: removes the token with its `token_deleted:<alias>` event in one step,
+    /// then revokes it at the provider (best effort). The version read is the version removed:
+    /// a refresh or reconnect in between makes it read again, so the revocation sends the
+    /// credentials that were deleted. `false` only when there is no such token.
     pub async fn delete_token(&self, bot: &BotId, id: &TokenId) -> Result<bool, ServiceError> {
-        let Some(record) = self.store.delete_token(bot, id).await? else {
-            return Ok(false);
-        };
-        tracing::info!(bot_id = %bot, token_id = %id, "token deleted");
-        self.revoke_at_provider(&record).await;
-        self.emit(
-            EventKind::TokenDeleted,
-            (&record).into(),
-            Some(&record.token_id),
+        let mut backoff = std::time::Duration::from_millis(20);
+        for _ in 0..DELETE_ATTEMPTS {
+            let Some(record) = self.store.token(bot, id).await? else {
+                return Ok(false);
+            };
+            let event = self.event(
+                EventKind::TokenDeleted,
+                (&record).into(),
+                Some(&record.token_id),
+            );
+            if self
+                .store
+                .delete_token(&record, std::slice::from_ref(&event))
+                .await?
+            {
+                tracing::info!(bot_id = %bot, token_id = %id, "token deleted");
+                self.revoke_at_provider(&record).await;
+                return Ok(true);
+            }
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+        }
+        Err(
+            StoreError::Unavailable("the token kept changing while it was being deleted".into())
+                .into(),
         )
-        .await;
-        Ok(true)
     }
 
     async fn revoke_at_provider(&self, record: &TokenRecord) {

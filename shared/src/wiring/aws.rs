@@ -5,7 +5,7 @@ use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::eventbridge::EventBridgePublisher;
 use crate::adapters::kms::KmsSealer;
 use crate::config::{AwsResources, Config};
-use crate::ports::{EventPublisher, Sealer, Store};
+use crate::ports::{Sealer, Store};
 use crate::service::Service;
 use std::sync::Arc;
 
@@ -27,23 +27,32 @@ pub async fn sdk_config(app: &str) -> aws_config::SdkConfig {
     loader.load().await
 }
 
-/// The three AWS adapters.
+/// The store and the sealer. Events are written to the table's outbox; the `event-relay`
+/// function delivers them from the table's stream ([`relay`]).
 pub fn adapters(
     sdk: &aws_config::SdkConfig,
     r: &AwsResources,
-    event_source: &str,
-) -> (Arc<dyn Store>, Arc<dyn Sealer>, Arc<dyn EventPublisher>) {
+) -> (Arc<dyn Store>, Arc<dyn Sealer>) {
     (
         Arc::new(DynamoStore::new(
             aws_sdk_dynamodb::Client::new(sdk),
             &r.table,
         )),
         Arc::new(KmsSealer::new(aws_sdk_kms::Client::new(sdk), &r.kms_key_id)),
-        Arc::new(EventBridgePublisher::new(
-            aws_sdk_eventbridge::Client::new(sdk),
-            &r.event_bus,
-            event_source,
-        )),
+    )
+}
+
+/// What the `event-relay` function needs: the table (to mark delivered outbox items) and the
+/// bus.
+pub async fn relay(config: &crate::config::RelayConfig) -> (DynamoStore, EventBridgePublisher) {
+    let sdk = sdk_config("event-relay").await;
+    (
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table),
+        EventBridgePublisher::new(
+            aws_sdk_eventbridge::Client::new(&sdk),
+            &config.event_bus,
+            &config.event_source,
+        ),
     )
 }
 
@@ -54,12 +63,11 @@ pub async fn service(
     app: &str,
 ) -> Result<Service, WiringError> {
     let sdk = sdk_config(app).await;
-    let (store, sealer, events) = adapters(&sdk, resources, &config.event_source);
+    let (store, sealer) = adapters(&sdk, resources);
     Ok(assemble(
         config,
         store,
         sealer,
-        events,
         provider_client(config.outbound)?,
     ))
 }

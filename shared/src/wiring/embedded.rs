@@ -1,7 +1,9 @@
 //! The embedded backend: SQLite, a key file and `events.jsonl` (plus the optional webhook),
-//! all in one data directory.
+//! all in one data directory; events go from the database's outbox to the file and the
+//! webhook through the dispatcher task.
 
 use super::{assemble, provider_client, webhook_client, WiringError};
+use crate::adapters::dispatch::Dispatcher;
 use crate::adapters::jsonl_events::{JsonlEvents, Webhook};
 use crate::adapters::local_key::LocalKeySealer;
 use crate::adapters::sqlite::SqliteStore;
@@ -18,7 +20,8 @@ pub const EVENTS_FILE: &str = "events.jsonl";
 pub struct Embedded {
     pub store: SqliteStore,
     pub sealer: Arc<LocalKeySealer>,
-    pub events: Arc<JsonlEvents>,
+    pub file: Arc<JsonlEvents>,
+    pub webhook: Option<Arc<Webhook>>,
 }
 
 impl Embedded {
@@ -35,28 +38,54 @@ impl Embedded {
             source,
         })?;
         let sealer = LocalKeySealer::open_or_create(&data_dir.join(KEY_FILE))?;
-        let webhook = config.webhook.as_ref().map(|w| Webhook {
-            url: w.url.clone(),
-            secret: w.secret.clone(),
-            client: client.clone(),
+        let webhook = config.webhook.as_ref().map(|w| {
+            Arc::new(Webhook {
+                url: w.url.clone(),
+                secret: w.secret.clone(),
+                client: client.clone(),
+                source: config.event_source.clone(),
+            })
         });
-        let events = JsonlEvents::new(&data_dir.join(EVENTS_FILE), &config.event_source, webhook);
+        let file = JsonlEvents::new(&data_dir.join(EVENTS_FILE), &config.event_source);
         Ok(Self {
             store,
             sealer: Arc::new(sealer),
-            events: Arc::new(events),
+            file: Arc::new(file),
+            webhook,
         })
+    }
+
+    /// Starts delivering the outbox on the current tokio runtime, for as long as it runs.
+    pub fn spawn_dispatcher(&self) {
+        let dispatcher = Dispatcher {
+            queue: Arc::new(self.store.clone()),
+            file: self.file.clone(),
+            webhook: self
+                .webhook
+                .clone()
+                .map(|w| w as Arc<dyn crate::ports::EventPublisher>),
+        };
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            dispatcher
+                .run(move || {
+                    let store = store.clone();
+                    async move { store.outbox_written().await }
+                })
+                .await
+        });
     }
 }
 
-/// The service on the embedded backend in `data_dir`.
+/// The service on the embedded backend in `data_dir`, with its event dispatcher running on
+/// the current tokio runtime.
 pub fn service(data_dir: &Path, config: &Config) -> Result<Service, WiringError> {
     let parts = Embedded::open(data_dir, config, &webhook_client()?)?;
+    parts.spawn_dispatcher();
     Ok(assemble(
         config,
         Arc::new(parts.store),
         parts.sealer,
-        parts.events,
         provider_client(config.outbound)?,
     ))
 }

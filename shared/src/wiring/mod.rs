@@ -8,7 +8,7 @@ pub mod embedded;
 use crate::adapters::oauth::{http_client, ProviderHttp};
 use crate::config::Config;
 use crate::domain::network::OutboundPolicy;
-use crate::ports::{EventPublisher, ProviderClient, Sealer, Store, SystemClock};
+use crate::ports::{ProviderClient, Sealer, Store, SystemClock};
 use crate::service::{Service, ServiceParts};
 use std::sync::Arc;
 
@@ -50,13 +50,11 @@ pub fn assemble(
     config: &Config,
     store: Arc<dyn Store>,
     sealer: Arc<dyn Sealer>,
-    events: Arc<dyn EventPublisher>,
     provider: Arc<dyn ProviderClient>,
 ) -> Service {
     Service::new(ServiceParts {
         store,
         sealer,
-        events,
         clock: Arc::new(SystemClock),
         provider,
         public_url: config.public_url.clone(),

@@ -7,6 +7,14 @@ fn pending_prefix(user: &UserId) -> String {
     format!("PENDING#{}#", URL_SAFE_NO_PAD.encode(user.as_str()))
 }
 
+/// The key of a waiting sign-in: by user for `confirm: code`, by flow for `confirm: redirect`.
+pub(super) fn key_of_pending(p: &PendingConnection) -> Item {
+    match p.confirm {
+        Confirm::Redirect => flow_pending_key(&p.bot_id, &p.code_hash),
+        _ => pending_key(&p.bot_id, &p.user_id, &p.pending_id),
+    }
+}
+
 fn pending_key(bot: &BotId, user: &UserId, id: &str) -> Item {
     key(bot_pk(bot), format!("{}{id}", pending_prefix(user)))
 }
@@ -67,12 +75,21 @@ impl FlowStore for DynamoStore {
         }))
     }
 
-    async fn spend_link(&self, bot: &BotId, link_key: &str) -> Result<bool, StoreError> {
-        // One delete answering the old item: of two racing callers, only one gets it.
-        Ok(self
-            .delete(key(bot_pk(bot), format!("LINK#{link_key}")))
-            .await?
-            .is_some())
+    async fn claim_link(
+        &self,
+        bot: &BotId,
+        link_key: &str,
+        claimant: &str,
+        until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.conditional_update(
+            key(bot_pk(bot), format!("LINK#{link_key}")),
+            "SET claimed_by = :c, claimed_until = :until",
+            "attribute_exists(pk) AND (attribute_not_exists(claimed_until) OR claimed_until <= :now)",
+            vec![(":c", s(claimant)), (":until", n(until)), (":now", n(now))],
+        )
+        .await
     }
 
     async fn start_flow(
@@ -187,7 +204,12 @@ impl FlowStore for DynamoStore {
         }))
     }
 
-    async fn put_pending(&self, p: &PendingConnection) -> Result<(), StoreError> {
+    async fn put_pending(
+        &self,
+        p: &PendingConnection,
+        link_key: &str,
+        claimant: &str,
+    ) -> Result<bool, StoreError> {
         let mut item = match p.confirm {
             Confirm::Redirect => {
                 let mut item = flow_pending_key(&p.bot_id, &p.code_hash);
@@ -210,7 +232,23 @@ impl FlowStore for DynamoStore {
         item.insert("created_at".into(), n(p.created_at));
         // Kept a day past its expiry, so that the service can still revoke its grant.
         item.insert(TTL.into(), n(p.expires_at + 86_400));
-        self.put(item).await
+        let put = TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(unavailable)?,
+            )
+            .build();
+        let spend = self.spend_item(
+            &p.bot_id,
+            Spend::Link {
+                key: link_key,
+                claimant,
+            },
+        )?;
+        Ok(self.transact(vec![spend, put]).await?.is_ok())
     }
 
     async fn pendings_of(
@@ -225,24 +263,22 @@ impl FlowStore for DynamoStore {
             .collect()
     }
 
-    async fn take_pending(
+    async fn drop_pending(
         &self,
-        bot: &BotId,
-        user: &UserId,
-        pending_id: &str,
-    ) -> Result<Option<PendingConnection>, StoreError> {
-        self.delete(pending_key(bot, user, pending_id))
-            .await?
-            .map(|item| pending_of(&item, bot, user))
-            .transpose()
+        p: &PendingConnection,
+        events: &[Event],
+    ) -> Result<bool, StoreError> {
+        let mut items = vec![self.spend_item(&p.bot_id, Spend::Pending(p))?];
+        items.extend(self.outbox_puts(events)?);
+        Ok(self.transact(items).await?.is_ok())
     }
 
-    async fn take_pending_by_flow(
+    async fn pending_by_flow(
         &self,
         bot: &BotId,
         flow_hash: &str,
     ) -> Result<Option<PendingConnection>, StoreError> {
-        let Some(item) = self.delete(flow_pending_key(bot, flow_hash)).await? else {
+        let Some(item) = self.get(flow_pending_key(bot, flow_hash)).await? else {
             return Ok(None);
         };
         let user = parsed(UserId::parse, &item, "user_id")?;
@@ -271,5 +307,37 @@ impl FlowStore for DynamoStore {
             Err(e) if is_conditional(&e) => Ok(None),
             Err(e) => Err(unavailable(e)),
         }
+    }
+}
+
+impl DynamoStore {
+    /// The delete of what a connection uses up, conditioned on it still being the
+    /// connection's: first in every transaction that spends, so a cancellation code at index
+    /// 0 means "spent".
+    pub(super) fn spend_item(
+        &self,
+        bot: &BotId,
+        spend: Spend<'_>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let delete = match spend {
+            Spend::Link {
+                key: link_key,
+                claimant,
+            } => Delete::builder()
+                .set_key(Some(key(bot_pk(bot), format!("LINK#{link_key}"))))
+                .condition_expression("claimed_by = :c")
+                .expression_attribute_values(":c", s(claimant)),
+            Spend::Pending(p) => Delete::builder()
+                .set_key(Some(key_of_pending(p)))
+                .condition_expression("attribute_exists(pk)"),
+        };
+        Ok(TransactWriteItem::builder()
+            .delete(
+                delete
+                    .table_name(&self.table)
+                    .build()
+                    .map_err(unavailable)?,
+            )
+            .build())
     }
 }

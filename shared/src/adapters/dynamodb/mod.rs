@@ -11,23 +11,31 @@
 //! | token | `BOT#{bot}` | `TOKEN#{token id}` |
 //! | owner index: one token per owner and alias | `BOT#{bot}` | `OWNER#{bot, or user:<base64url user id>}#{alias}` |
 //! | provider app (operator-wide) | `PROVIDERS` | `PROVIDER#{name}` |
+//! | outbox event, written with the change it reports | `OUTBOX#{event id}` | `EVENT` |
 //!
 //! The table itself is declared in `template.yaml`; the tests create it in moto from there.
 //! Every request path reads by key or queries one partition; nothing scans. Links, flows and
 //! connect sessions carry a `ttl` attribute (unix seconds) for DynamoDB's expiry, and their
-//! expiry is also checked in code, since TTL deletes late.
+//! expiry is also checked in code, since TTL deletes late. Outbox items reach EventBridge
+//! through the table's stream and the `event-relay` function, which gives each delivered one
+//! a `ttl`.
 
 use crate::crypto::Sealed;
+use crate::domain::events::Event;
 use crate::domain::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
 use crate::domain::integrations::Integration;
 use crate::domain::providers::ProviderApp;
 use crate::domain::token::{
     ConnectSession, Flow, Link, Owner, PendingConnection, TokenRecord, TokenStatus,
 };
-use crate::ports::{BotStore, FlowStore, ProviderStore, SaveOutcome, StoreError, TokenStore};
+use crate::ports::{
+    BotStore, Connection, FlowStore, ProviderStore, SaveOutcome, Spend, StoreError, TokenStore,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
+};
 use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -35,7 +43,10 @@ use std::collections::{BTreeMap, HashMap};
 
 mod bots;
 mod flows;
+mod outbox;
 mod tokens;
+
+pub use outbox::{outbox_event_of, DELIVERED_TTL_SECS, OUTBOX_PREFIX};
 
 /// The partition key attribute.
 pub const PK: &str = "pk";
@@ -151,7 +162,46 @@ where
         })
 }
 
+/// Why a transaction was cancelled, one code per item in the order sent (`"None"` for items
+/// that were fine); `None` when it failed for another reason.
+fn cancellation_codes<R>(
+    e: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> Option<Vec<String>> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match e.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(c) => Some(
+            c.cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None").to_owned())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
 impl DynamoStore {
+    /// Runs a transaction; `Ok(Err(codes))` when a condition (or a conflicting transaction)
+    /// cancelled it, with the cancellation code of each item.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), Vec<String>>, StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Ok(())),
+            Err(e) => match cancellation_codes(&e) {
+                Some(codes) => Ok(Err(codes)),
+                None if is_conditional(&e) => Ok(Err(Vec::new())),
+                None => Err(unavailable(e)),
+            },
+        }
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,

@@ -32,6 +32,7 @@ fn token_from(bot: &BotId, item: &Item) -> Result<TokenRecord, StoreError> {
         version: get_n(item, "version")?,
         created_at: get_n(item, "created_at")?,
         updated_at: get_n(item, "updated_at")?,
+        refresh_unsettled: opt_s(item, "refresh_unsettled"),
     })
 }
 
@@ -73,18 +74,30 @@ impl TokenStore for DynamoStore {
             .collect()
     }
 
-    async fn save_connected(&self, t: &TokenRecord) -> Result<SaveOutcome, StoreError> {
-        // Conditional writes lose to a concurrent connect or delete: read the index again.
-        for _ in 0..3 {
-            let applied = match self.token_id_for(&t.bot_id, &t.owner, &t.alias).await? {
+    async fn save_connected(&self, c: &Connection<'_>) -> Result<SaveOutcome, StoreError> {
+        let t = c.record;
+        // The owner index decides between replacing and inserting; a transaction that meets
+        // a concurrent connect, delete or transaction reads it again.
+        let mut backoff = std::time::Duration::from_millis(20);
+        for _ in 0..SAVE_ATTEMPTS {
+            let mut items = vec![self.spend_item(&t.bot_id, c.spend)?];
+            match self.token_id_for(&t.bot_id, &t.owner, &t.alias).await? {
                 Some(existing) if existing != t.token_id => {
                     return Ok(SaveOutcome::Taken(existing))
                 }
-                Some(_) => self.replace_credentials(t).await?,
-                None => self.insert_connected(t).await?,
-            };
-            if applied {
-                return Ok(SaveOutcome::Saved);
+                Some(_) => items.push(self.replace_item(t)?),
+                None => items.extend(self.insert_items(t)?),
+            }
+            items.extend(self.outbox_puts(c.events)?);
+            match self.transact(items).await? {
+                Ok(()) => return Ok(SaveOutcome::Saved),
+                Err(codes) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => {
+                    return Ok(SaveOutcome::Spent)
+                }
+                Err(_) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
             }
         }
         Err(StoreError::Unavailable(
@@ -94,194 +107,9 @@ impl TokenStore for DynamoStore {
 
     async fn delete_token(
         &self,
-        bot: &BotId,
-        id: &TokenId,
-    ) -> Result<Option<TokenRecord>, StoreError> {
-        // The item read is the item deleted: the transaction holds only while the sealed
-        // credentials are still the ones read, so the caller revokes exactly what was
-        // removed. A concurrent refresh or reconnect, or a transaction conflict, makes it
-        // read again and retry; `None` only when the token is gone.
-        let mut backoff = std::time::Duration::from_millis(20);
-        for _ in 0..DELETE_ATTEMPTS {
-            let Some(record) = self.token(bot, id).await? else {
-                return Ok(None);
-            };
-            if self.delete_exactly(&record).await? {
-                return Ok(Some(record));
-            }
-            tokio::time::sleep(backoff).await;
-            backoff *= 2;
-        }
-        Err(StoreError::Unavailable(
-            "the token kept changing while it was being deleted".into(),
-        ))
-    }
-
-    async fn acquire_lease(
-        &self,
-        bot: &BotId,
-        id: &TokenId,
-        holder: &str,
-        until: i64,
-        now: i64,
+        record: &TokenRecord,
+        events: &[Event],
     ) -> Result<bool, StoreError> {
-        self.conditional_update(
-            key(bot_pk(bot), format!("TOKEN#{id}")),
-            "SET lease_holder = :h, lease_until = :until",
-            "attribute_exists(pk) AND (attribute_not_exists(lease_until) OR lease_until <= :now)",
-            vec![(":h", s(holder)), (":until", n(until)), (":now", n(now))],
-        )
-        .await
-    }
-
-    async fn commit_refresh(
-        &self,
-        t: &TokenRecord,
-        expected_version: i64,
-        holder: &str,
-    ) -> Result<bool, StoreError> {
-        let mut values = vec![
-            (":status", s(t.status.as_str())),
-            (":sealed", s(t.sealed.as_str())),
-            (":updated", n(t.updated_at)),
-            (":one", n(1)),
-            (":v", n(expected_version)),
-            (":h", s(holder)),
-        ];
-        let update = match t.expires_at {
-            Some(at) => {
-                values.push((":expires", n(at)));
-                "SET #status = :status, sealed = :sealed, updated_at = :updated, expires_at = :expires, version = version + :one REMOVE lease_holder, lease_until"
-            }
-            None => "SET #status = :status, sealed = :sealed, updated_at = :updated, version = version + :one REMOVE lease_holder, lease_until, expires_at",
-        };
-        let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                bot_pk(&t.bot_id),
-                format!("TOKEN#{}", t.token_id),
-            )))
-            .update_expression(update)
-            .condition_expression("version = :v AND lease_holder = :h")
-            .expression_attribute_names("#status", "status")
-            .set_expression_attribute_values(Some(
-                values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-            ))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
-    }
-
-    async fn release_lease(
-        &self,
-        bot: &BotId,
-        id: &TokenId,
-        holder: &str,
-    ) -> Result<(), StoreError> {
-        self.conditional_update(
-            key(bot_pk(bot), format!("TOKEN#{id}")),
-            "REMOVE lease_holder, lease_until",
-            "lease_holder = :h",
-            vec![(":h", s(holder))],
-        )
-        .await
-        .map(|_| ())
-    }
-}
-
-impl DynamoStore {
-    /// Replaces the credentials of an existing token and clears its lease. `false` when the
-    /// token disappeared meanwhile.
-    async fn replace_credentials(&self, t: &TokenRecord) -> Result<bool, StoreError> {
-        let mut values = vec![
-            (":provider", s(t.provider.as_str())),
-            (":status", s(t.status.as_str())),
-            (":sealed", s(t.sealed.as_str())),
-            (":updated", n(t.updated_at)),
-            (":one", n(1)),
-        ];
-        let (set_expiry, remove) = match t.expires_at {
-            Some(at) => {
-                values.push((":expires", n(at)));
-                (
-                    "SET expires_at = :expires, ",
-                    " REMOVE lease_holder, lease_until",
-                )
-            }
-            None => ("SET ", " REMOVE expires_at, lease_holder, lease_until"),
-        };
-        let update = format!(
-            "{set_expiry}provider = :provider, #status = :status, sealed = :sealed, updated_at = :updated, version = version + :one{remove}"
-        );
-        let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                bot_pk(&t.bot_id),
-                format!("TOKEN#{}", t.token_id),
-            )))
-            .update_expression(update)
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#status", "status")
-            .set_expression_attribute_values(Some(
-                values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-            ))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
-    }
-
-    /// Writes a new token and its owner index in one transaction. `false` when either
-    /// exists already.
-    async fn insert_connected(&self, t: &TokenRecord) -> Result<bool, StoreError> {
-        let mut index = key(bot_pk(&t.bot_id), owner_sk(&t.owner, &t.alias));
-        index.insert("token_id".into(), s(t.token_id.as_str()));
-        index.insert("alias".into(), s(t.alias.as_str()));
-        let put = |item: Item| -> Result<TransactWriteItem, StoreError> {
-            Ok(TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(item))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .build()
-                        .map_err(unavailable)?,
-                )
-                .build())
-        };
-        let res = self
-            .client
-            .transact_write_items()
-            .transact_items(put(index)?)
-            .transact_items(put(token_item(t))?)
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
-    }
-}
-
-/// How many times a delete reads and tries again when the token changed under it.
-const DELETE_ATTEMPTS: usize = 6;
-
-impl DynamoStore {
-    /// Deletes the token and its owner index if the token still holds `record`'s sealed
-    /// credentials; `false` when it changed, vanished or the transaction met another.
-    async fn delete_exactly(&self, record: &TokenRecord) -> Result<bool, StoreError> {
         let pk = bot_pk(&record.bot_id);
         let delete =
             |sk: String, condition: &str, values: Item| -> Result<TransactWriteItem, StoreError> {
@@ -298,25 +126,197 @@ impl DynamoStore {
                     .build())
             };
         let id = &record.token_id;
-        let res = self
-            .client
-            .transact_write_items()
-            .transact_items(delete(
+        let mut items = vec![
+            delete(
                 format!("TOKEN#{id}"),
-                "attribute_exists(pk) AND sealed = :sealed",
-                HashMap::from([(":sealed".to_owned(), s(record.sealed.as_str()))]),
-            )?)
-            .transact_items(delete(
+                "version = :v",
+                HashMap::from([(":v".to_owned(), n(record.version))]),
+            )?,
+            delete(
                 owner_sk(&record.owner, &record.alias),
                 "token_id = :id",
                 HashMap::from([(":id".to_owned(), s(id.as_str()))]),
-            )?)
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
+            )?,
+        ];
+        items.extend(self.outbox_puts(events)?);
+        Ok(self.transact(items).await?.is_ok())
+    }
+
+    async fn acquire_lease(
+        &self,
+        bot: &BotId,
+        id: &TokenId,
+        holder: &str,
+        until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.conditional_update(
+            key(bot_pk(bot), format!("TOKEN#{id}")),
+            "SET lease_holder = :h, lease_until = :until, refresh_unsettled = if_not_exists(refresh_unsettled, :h)",
+            "attribute_exists(pk) AND (attribute_not_exists(lease_until) OR lease_until <= :now)",
+            vec![(":h", s(holder)), (":until", n(until)), (":now", n(now))],
+        )
+        .await
+    }
+
+    async fn commit_refresh(
+        &self,
+        t: &TokenRecord,
+        expected_version: i64,
+        holder: &str,
+        events: &[Event],
+    ) -> Result<bool, StoreError> {
+        let mut values = vec![
+            (":status", s(t.status.as_str())),
+            (":sealed", s(t.sealed.as_str())),
+            (":updated", n(t.updated_at)),
+            (":one", n(1)),
+            (":v", n(expected_version)),
+            (":h", s(holder)),
+        ];
+        let update = match t.expires_at {
+            Some(at) => {
+                values.push((":expires", n(at)));
+                "SET #status = :status, sealed = :sealed, updated_at = :updated, expires_at = :expires, version = version + :one REMOVE lease_holder, lease_until, refresh_unsettled"
+            }
+            None => "SET #status = :status, sealed = :sealed, updated_at = :updated, version = version + :one REMOVE lease_holder, lease_until, expires_at, refresh_unsettled",
+        };
+        let values: Item = values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let token_key = key(bot_pk(&t.bot_id), format!("TOKEN#{}", t.token_id));
+        let condition = "version = :v AND lease_holder = :h";
+        if events.is_empty() {
+            let res = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(token_key))
+                .update_expression(update)
+                .condition_expression(condition)
+                .expression_attribute_names("#status", "status")
+                .set_expression_attribute_values(Some(values))
+                .send()
+                .await;
+            return match res {
+                Ok(_) => Ok(true),
+                Err(e) if is_conditional(&e) => Ok(false),
+                Err(e) => Err(unavailable(e)),
+            };
         }
+        let mut items = vec![TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(token_key))
+                    .update_expression(update)
+                    .condition_expression(condition)
+                    .expression_attribute_names("#status", "status")
+                    .set_expression_attribute_values(Some(values))
+                    .build()
+                    .map_err(unavailable)?,
+            )
+            .build()];
+        items.extend(self.outbox_puts(events)?);
+        Ok(self.transact(items).await?.is_ok())
+    }
+
+    async fn release_lease(
+        &self,
+        bot: &BotId,
+        id: &TokenId,
+        holder: &str,
+        settled: bool,
+    ) -> Result<(), StoreError> {
+        let key = key(bot_pk(bot), format!("TOKEN#{id}"));
+        let released = self
+            .conditional_update(
+                key.clone(),
+                "REMOVE lease_holder, lease_until",
+                "lease_holder = :h",
+                vec![(":h", s(holder))],
+            )
+            .await?;
+        if released && settled {
+            // Only this holder's own mark: an earlier unsettled refresh stays noted.
+            self.conditional_update(
+                key,
+                "REMOVE refresh_unsettled",
+                "refresh_unsettled = :h",
+                vec![(":h", s(holder))],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// How many times a connection reads the owner index and tries its transaction again.
+const SAVE_ATTEMPTS: usize = 4;
+
+impl DynamoStore {
+    /// Replaces the credentials of an existing token; clears its lease and unsettled mark.
+    fn replace_item(&self, t: &TokenRecord) -> Result<TransactWriteItem, StoreError> {
+        let mut values = vec![
+            (":provider", s(t.provider.as_str())),
+            (":status", s(t.status.as_str())),
+            (":sealed", s(t.sealed.as_str())),
+            (":updated", n(t.updated_at)),
+            (":one", n(1)),
+        ];
+        let (set_expiry, remove) = match t.expires_at {
+            Some(at) => {
+                values.push((":expires", n(at)));
+                (
+                    "SET expires_at = :expires, ",
+                    " REMOVE lease_holder, lease_until, refresh_unsettled",
+                )
+            }
+            None => (
+                "SET ",
+                " REMOVE expires_at, lease_holder, lease_until, refresh_unsettled",
+            ),
+        };
+        let update = format!(
+            "{set_expiry}provider = :provider, #status = :status, sealed = :sealed, updated_at = :updated, version = version + :one{remove}"
+        );
+        Ok(TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(
+                        bot_pk(&t.bot_id),
+                        format!("TOKEN#{}", t.token_id),
+                    )))
+                    .update_expression(update)
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_names("#status", "status")
+                    .set_expression_attribute_values(Some(
+                        values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                    ))
+                    .build()
+                    .map_err(unavailable)?,
+            )
+            .build())
+    }
+
+    /// A new token and its owner index, each on condition that it does not exist yet.
+    fn insert_items(&self, t: &TokenRecord) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut index = key(bot_pk(&t.bot_id), owner_sk(&t.owner, &t.alias));
+        index.insert("token_id".into(), s(t.token_id.as_str()));
+        index.insert("alias".into(), s(t.alias.as_str()));
+        [index, token_item(t)]
+            .into_iter()
+            .map(|item| {
+                Ok(TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(item))
+                            .condition_expression("attribute_not_exists(pk)")
+                            .build()
+                            .map_err(unavailable)?,
+                    )
+                    .build())
+            })
+            .collect()
     }
 }

@@ -98,12 +98,20 @@ impl FlowStore for SqliteStore {
         .await
     }
 
-    async fn spend_link(&self, bot: &BotId, link_key: &str) -> Result<bool, StoreError> {
-        let (bot, key) = (bot.to_string(), link_key.to_owned());
+    async fn claim_link(
+        &self,
+        bot: &BotId,
+        link_key: &str,
+        claimant: &str,
+        until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (bot, key, claimant) = (bot.to_string(), link_key.to_owned(), claimant.to_owned());
         self.run(move |c| {
             c.execute(
-                "DELETE FROM links WHERE link_key = ?1 AND bot_id = ?2",
-                [key, bot],
+                "UPDATE links SET claimed_by = ?3, claimed_until = ?4
+                 WHERE link_key = ?1 AND bot_id = ?2 AND (claimed_until IS NULL OR claimed_until <= ?5)",
+                params![key, bot, claimant, until, now],
             )
             .map(|n| n == 1)
         })
@@ -185,10 +193,18 @@ impl FlowStore for SqliteStore {
         .await
     }
 
-    async fn put_pending(&self, p: &PendingConnection) -> Result<(), StoreError> {
-        let p = p.clone();
+    async fn put_pending(
+        &self,
+        p: &PendingConnection,
+        link_key: &str,
+        claimant: &str,
+    ) -> Result<bool, StoreError> {
+        let (p, key, claimant) = (p.clone(), link_key.to_owned(), claimant.to_owned());
         self.run(move |c| {
             let tx = c.transaction()?;
+            if !spend_link(&tx, p.bot_id.as_str(), &key, &claimant)? {
+                return Ok(false);
+            }
             tx.execute(
                 "DELETE FROM pending_connections WHERE expires_at < ?1 - 86400",
                 [p.created_at],
@@ -199,7 +215,8 @@ impl FlowStore for SqliteStore {
                         p.code_hash, p.attempts, p.sealed, p.token_expires_at, p.expires_at, p.created_at,
                         confirm_text(p.confirm)],
             )?;
-            tx.commit()
+            tx.commit()?;
+            Ok(true)
         })
         .await
     }
@@ -220,27 +237,28 @@ impl FlowStore for SqliteStore {
         .await
     }
 
-    async fn take_pending(
+    async fn drop_pending(
         &self,
-        bot: &BotId,
-        user: &UserId,
-        pending_id: &str,
-    ) -> Result<Option<PendingConnection>, StoreError> {
-        let (bot, user, id) = (bot.to_string(), user.to_string(), pending_id.to_owned());
-        self.run(move |c| {
-            c.query_row(
-                &format!(
-                    "DELETE FROM pending_connections WHERE bot_id = ?1 AND user_id = ?2 AND pending_id = ?3 RETURNING {PENDING_COLUMNS}"
-                ),
-                [bot, user, id],
-                pending_from,
-            )
-            .optional()
-        })
-        .await
+        p: &PendingConnection,
+        events: &[Event],
+    ) -> Result<bool, StoreError> {
+        let (p, events) = (p.clone(), outbox_rows(events));
+        let dropped = self
+            .run(move |c| {
+                let tx = c.transaction()?;
+                if !spend_pending(&tx, &p)? {
+                    return Ok(false);
+                }
+                insert_events(&tx, &events)?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await?;
+        self.signal_outbox();
+        Ok(dropped)
     }
 
-    async fn take_pending_by_flow(
+    async fn pending_by_flow(
         &self,
         bot: &BotId,
         flow_hash: &str,
@@ -249,7 +267,7 @@ impl FlowStore for SqliteStore {
         self.run(move |c| {
             c.query_row(
                 &format!(
-                    "DELETE FROM pending_connections WHERE bot_id = ?1 AND code_hash = ?2 AND confirm = 'redirect' RETURNING {PENDING_COLUMNS}"
+                    "SELECT {PENDING_COLUMNS} FROM pending_connections WHERE bot_id = ?1 AND code_hash = ?2 AND confirm = 'redirect'"
                 ),
                 [bot, h],
                 pending_from,
@@ -276,4 +294,30 @@ impl FlowStore for SqliteStore {
         })
         .await
     }
+}
+
+/// Removes the link if `claimant` holds its claim; `false` when it does not.
+pub(super) fn spend_link(
+    tx: &rusqlite::Transaction<'_>,
+    bot: &str,
+    key: &str,
+    claimant: &str,
+) -> rusqlite::Result<bool> {
+    tx.execute(
+        "DELETE FROM links WHERE link_key = ?1 AND bot_id = ?2 AND claimed_by = ?3",
+        [key, bot, claimant],
+    )
+    .map(|n| n == 1)
+}
+
+/// Removes a waiting sign-in; `false` when it is gone already.
+pub(super) fn spend_pending(
+    tx: &rusqlite::Transaction<'_>,
+    p: &PendingConnection,
+) -> rusqlite::Result<bool> {
+    tx.execute(
+        "DELETE FROM pending_connections WHERE bot_id = ?1 AND user_id = ?2 AND pending_id = ?3",
+        [p.bot_id.as_str(), p.user_id.as_str(), p.pending_id.as_str()],
+    )
+    .map(|n| n == 1)
 }

@@ -2,13 +2,17 @@
 //! per state change. Blocking SQLite calls run on tokio's blocking pool.
 
 use crate::crypto::Sealed;
+use crate::domain::events::{Event, OutboxEvent};
 use crate::domain::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
 use crate::domain::integrations::Integration;
 use crate::domain::providers::ProviderApp;
 use crate::domain::token::{
     ConnectSession, Flow, Link, Owner, PendingConnection, TokenRecord, TokenStatus,
 };
-use crate::ports::{BotStore, FlowStore, ProviderStore, SaveOutcome, StoreError, TokenStore};
+use crate::ports::{
+    BotStore, Connection as Connected, FlowStore, ProviderStore, SaveOutcome, Spend, StoreError,
+    TokenStore,
+};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use std::collections::BTreeMap;
@@ -17,7 +21,10 @@ use std::sync::{Arc, Mutex};
 
 mod bots;
 mod flows;
+mod outbox;
 mod tokens;
+
+pub(crate) use outbox::{insert_events, outbox_rows};
 
 impl rusqlite::ToSql for Sealed {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
@@ -156,11 +163,34 @@ CREATE TABLE pending_connections (
 );
 CREATE INDEX pending_by_flow ON pending_connections(bot_id, code_hash);
 "#,
+    r#"
+-- A link is claimed by the flow that exchanges its code, and removed with the token that
+-- flow stores. A token remembers a refresh whose outcome was never learned. Every event is
+-- written to the outbox with the change it reports and delivered from there.
+ALTER TABLE links ADD COLUMN claimed_by TEXT;
+ALTER TABLE links ADD COLUMN claimed_until INTEGER;
+ALTER TABLE tokens ADD COLUMN refresh_unsettled TEXT;
+CREATE TABLE outbox (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id      TEXT NOT NULL UNIQUE,
+    detail_type   TEXT NOT NULL,
+    occurred_at   TEXT NOT NULL,
+    detail        TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    due_at        INTEGER NOT NULL DEFAULT 0,
+    claimed_until INTEGER,
+    file_done     INTEGER NOT NULL DEFAULT 0,
+    webhook_done  INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX outbox_due ON outbox(due_at);
+"#,
 ];
 
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Woken when events were written, so the dispatcher delivers them at once.
+    outbox_written: Arc<tokio::sync::Notify>,
 }
 
 fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -208,7 +238,18 @@ impl SqliteStore {
         migrate(&mut conn).map_err(unavailable)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            outbox_written: Arc::new(tokio::sync::Notify::new()),
         })
+    }
+
+    /// Resolves when events were written since the last call (or once right away when some
+    /// were written before anyone waited).
+    pub async fn outbox_written(&self) {
+        self.outbox_written.notified().await
+    }
+
+    fn signal_outbox(&self) {
+        self.outbox_written.notify_one();
     }
 
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>

@@ -3,7 +3,7 @@
 use super::*;
 
 const TOKEN_COLUMNS: &str =
-    "bot_id, token_id, alias, provider, user_id, status, expires_at, sealed, version, created_at, updated_at";
+    "bot_id, token_id, alias, provider, user_id, status, expires_at, sealed, version, created_at, updated_at, refresh_unsettled";
 
 fn token_from(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
     Ok(TokenRecord {
@@ -18,6 +18,7 @@ fn token_from(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
         version: r.get(8)?,
         created_at: r.get(9)?,
         updated_at: r.get(10)?,
+        refresh_unsettled: r.get(11)?,
     })
 }
 
@@ -82,60 +83,92 @@ impl TokenStore for SqliteStore {
         .await
     }
 
-    async fn save_connected(&self, record: &TokenRecord) -> Result<SaveOutcome, StoreError> {
-        let t = record.clone();
-        self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let holder: Option<String> = tx
-                .query_row(
-                    "SELECT token_id FROM tokens WHERE bot_id = ?1 AND user_id = ?2 AND alias = ?3",
-                    params![t.bot_id.as_str(), owner_key(&t.owner), t.alias.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            match holder {
-                Some(existing) if existing != t.token_id.as_str() => {
-                    return Ok(SaveOutcome::Taken(parse(TokenId::parse, &existing, "token_id")?));
+    async fn save_connected(&self, c: &Connected<'_>) -> Result<SaveOutcome, StoreError> {
+        let t = c.record.clone();
+        let spend = match c.spend {
+            Spend::Link { key, claimant } => Err((key.to_owned(), claimant.to_owned())),
+            Spend::Pending(p) => Ok(p.clone()),
+        };
+        let events = outbox_rows(c.events);
+        let outcome = self
+            .run(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let spent = match &spend {
+                    Err((key, claimant)) => {
+                        super::flows::spend_link(&tx, t.bot_id.as_str(), key, claimant)?
+                    }
+                    Ok(p) => super::flows::spend_pending(&tx, p)?,
+                };
+                if !spent {
+                    return Ok(SaveOutcome::Spent);
                 }
-                Some(_) => {
-                    tx.execute(
-                        "UPDATE tokens SET provider = ?3, status = ?4, expires_at = ?5, sealed = ?6,
-                                version = version + 1, lease_holder = NULL, lease_until = NULL, updated_at = ?7
-                         WHERE bot_id = ?1 AND token_id = ?2",
-                        params![t.bot_id.as_str(), t.token_id.as_str(), t.provider.as_str(), t.status.as_str(),
-                                t.expires_at, t.sealed, t.updated_at],
-                    )?;
+                let holder: Option<String> = tx
+                    .query_row(
+                        "SELECT token_id FROM tokens WHERE bot_id = ?1 AND user_id = ?2 AND alias = ?3",
+                        params![t.bot_id.as_str(), owner_key(&t.owner), t.alias.as_str()],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                match holder {
+                    Some(existing) if existing != t.token_id.as_str() => {
+                        return Ok(SaveOutcome::Taken(parse(TokenId::parse, &existing, "token_id")?));
+                    }
+                    Some(_) => {
+                        tx.execute(
+                            "UPDATE tokens SET provider = ?3, status = ?4, expires_at = ?5, sealed = ?6,
+                                    version = version + 1, lease_holder = NULL, lease_until = NULL,
+                                    refresh_unsettled = NULL, updated_at = ?7
+                             WHERE bot_id = ?1 AND token_id = ?2",
+                            params![t.bot_id.as_str(), t.token_id.as_str(), t.provider.as_str(), t.status.as_str(),
+                                    t.expires_at, t.sealed, t.updated_at],
+                        )?;
+                    }
+                    None => {
+                        tx.execute(
+                            "INSERT INTO tokens (bot_id, token_id, alias, provider, user_id, status, expires_at, sealed, version, created_at, updated_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                            params![t.bot_id.as_str(), t.token_id.as_str(), t.alias.as_str(), t.provider.as_str(),
+                                    owner_key(&t.owner), t.status.as_str(), t.expires_at, t.sealed, t.version,
+                                    t.created_at, t.updated_at],
+                        )?;
+                    }
                 }
-                None => {
-                    tx.execute(
-                        &format!("INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
-                        params![t.bot_id.as_str(), t.token_id.as_str(), t.alias.as_str(), t.provider.as_str(),
-                                owner_key(&t.owner), t.status.as_str(), t.expires_at, t.sealed, t.version,
-                                t.created_at, t.updated_at],
-                    )?;
-                }
-            }
-            tx.commit()?;
-            Ok(SaveOutcome::Saved)
-        })
-        .await
+                insert_events(&tx, &events)?;
+                tx.commit()?;
+                Ok(SaveOutcome::Saved)
+            })
+            .await?;
+        if outcome == SaveOutcome::Saved {
+            self.signal_outbox();
+        }
+        Ok(outcome)
     }
 
     async fn delete_token(
         &self,
-        bot: &BotId,
-        id: &TokenId,
-    ) -> Result<Option<TokenRecord>, StoreError> {
-        let (bot, id) = (bot.to_string(), id.to_string());
-        self.run(move |c| {
-            c.query_row(
-                &format!("DELETE FROM tokens WHERE bot_id = ?1 AND token_id = ?2 RETURNING {TOKEN_COLUMNS}"),
-                [bot, id],
-                token_from,
-            )
-            .optional()
-        })
-        .await
+        record: &TokenRecord,
+        events: &[Event],
+    ) -> Result<bool, StoreError> {
+        let (t, events) = (record.clone(), outbox_rows(events));
+        let deleted = self
+            .run(move |c| {
+                let tx = c.transaction()?;
+                let n = tx.execute(
+                    "DELETE FROM tokens WHERE bot_id = ?1 AND token_id = ?2 AND version = ?3",
+                    params![t.bot_id.as_str(), t.token_id.as_str(), t.version],
+                )?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                insert_events(&tx, &events)?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await?;
+        if deleted {
+            self.signal_outbox();
+        }
+        Ok(deleted)
     }
 
     async fn acquire_lease(
@@ -149,7 +182,8 @@ impl TokenStore for SqliteStore {
         let (bot, id, holder) = (bot.to_string(), id.to_string(), holder.to_owned());
         self.run(move |c| {
             let n = c.execute(
-                "UPDATE tokens SET lease_holder = ?3, lease_until = ?4
+                "UPDATE tokens SET lease_holder = ?3, lease_until = ?4,
+                        refresh_unsettled = COALESCE(refresh_unsettled, ?3)
                  WHERE bot_id = ?1 AND token_id = ?2 AND (lease_until IS NULL OR lease_until <= ?5)",
                 params![bot, id, holder, until, now],
             )?;
@@ -163,19 +197,31 @@ impl TokenStore for SqliteStore {
         t: &TokenRecord,
         expected_version: i64,
         holder: &str,
+        events: &[Event],
     ) -> Result<bool, StoreError> {
-        let (t, holder) = (t.clone(), holder.to_owned());
-        self.run(move |c| {
-            let n = c.execute(
-                "UPDATE tokens SET status = ?3, expires_at = ?4, sealed = ?5, version = version + 1,
-                        lease_holder = NULL, lease_until = NULL, updated_at = ?6
-                 WHERE bot_id = ?1 AND token_id = ?2 AND version = ?7 AND lease_holder = ?8",
-                params![t.bot_id.as_str(), t.token_id.as_str(), t.status.as_str(), t.expires_at, t.sealed,
-                        t.updated_at, expected_version, holder],
-            )?;
-            Ok(n == 1)
-        })
-        .await
+        let (t, holder, events) = (t.clone(), holder.to_owned(), outbox_rows(events));
+        let committed = self
+            .run(move |c| {
+                let tx = c.transaction()?;
+                let n = tx.execute(
+                    "UPDATE tokens SET status = ?3, expires_at = ?4, sealed = ?5, version = version + 1,
+                            lease_holder = NULL, lease_until = NULL, refresh_unsettled = NULL, updated_at = ?6
+                     WHERE bot_id = ?1 AND token_id = ?2 AND version = ?7 AND lease_holder = ?8",
+                    params![t.bot_id.as_str(), t.token_id.as_str(), t.status.as_str(), t.expires_at, t.sealed,
+                            t.updated_at, expected_version, holder],
+                )?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                insert_events(&tx, &events)?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await?;
+        if committed {
+            self.signal_outbox();
+        }
+        Ok(committed)
     }
 
     async fn release_lease(
@@ -183,13 +229,15 @@ impl TokenStore for SqliteStore {
         bot: &BotId,
         id: &TokenId,
         holder: &str,
+        settled: bool,
     ) -> Result<(), StoreError> {
         let (bot, id, holder) = (bot.to_string(), id.to_string(), holder.to_owned());
         self.run(move |c| {
             c.execute(
-                "UPDATE tokens SET lease_holder = NULL, lease_until = NULL
+                "UPDATE tokens SET lease_holder = NULL, lease_until = NULL,
+                        refresh_unsettled = CASE WHEN ?4 AND refresh_unsettled = ?3 THEN NULL ELSE refresh_unsettled END
                  WHERE bot_id = ?1 AND token_id = ?2 AND lease_holder = ?3",
-                params![bot, id, holder],
+                params![bot, id, holder, settled],
             )
             .map(|_| ())
         })

@@ -2,14 +2,19 @@
 //! decryptions; in `scripted` the callback and refresh against a scripted provider.
 
 use super::*;
+use crate::adapters::dispatch::Dispatcher;
 use crate::adapters::jsonl_events::JsonlEvents;
 use crate::adapters::local_key::LocalKeySealer;
 use crate::adapters::sqlite::SqliteStore;
 use crate::crypto::Sealed;
+use crate::domain::events::Event;
 use crate::domain::ids::{BrowserKey, LinkId, UserId};
 use crate::domain::providers::{ProviderApp, ProviderAppInput, UserInfo};
 use crate::domain::token::{ConnectSession, Flow, Link, PendingConnection, TokenStatus};
-use crate::ports::{BotStore, FlowStore, ProviderStore, SaveOutcome, StoreError, TokenStore};
+use crate::ports::{
+    BotStore, Connection, FlowStore, OutboxStore, ProviderStore, SaveOutcome, StoreError,
+    TokenStore,
+};
 use crate::ports::{GrantedToken, ProviderClient, ProviderError, RegisteredApp};
 use async_trait::async_trait;
 use secrecy::SecretString;
@@ -18,7 +23,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Mutex;
 
-/// Counts every call into the store and every unseal, to pin down what a path costs.
+/// Counts every call into the store and every unseal, to pin down what a path costs, and
+/// fails the calls it is told to, as if the store or the key service were unreachable.
 struct Counting {
     store: SqliteStore,
     sealer: LocalKeySealer,
@@ -28,6 +34,26 @@ struct Counting {
     failing_commits: AtomicUsize,
     /// Seals still to fail as if the key service were unreachable.
     failing_seals: AtomicUsize,
+    /// Store calls, by method name, still to fail.
+    failing: Mutex<BTreeMap<&'static str, usize>>,
+}
+
+impl Counting {
+    /// Fails the next `times` calls of the store method `op`.
+    fn fail(&self, op: &'static str, times: usize) {
+        self.failing.lock().unwrap().insert(op, times);
+    }
+
+    fn injected(&self, op: &'static str) -> bool {
+        let mut failing = self.failing.lock().unwrap();
+        match failing.get_mut(op) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 struct CountingStore(Arc<Counting>);
@@ -36,6 +62,11 @@ struct CountingSealer(Arc<Counting>);
 macro_rules! counted {
     ($self:ident . $m:ident ( $($a:expr),* )) => {{
         $self.0.store_calls.fetch_add(1, SeqCst);
+        if $self.0.injected(stringify!($m)) {
+            return Err(StoreError::Unavailable(
+                concat!("store unreachable (injected into ", stringify!($m), ")").into(),
+            ));
+        }
         $self.0.store.$m($($a),*).await
     }};
 }
@@ -89,8 +120,15 @@ impl FlowStore for CountingStore {
     async fn link(&self, i: &LinkId) -> Result<Option<Link>, StoreError> {
         counted!(self.link(i))
     }
-    async fn spend_link(&self, b: &BotId, k: &str) -> Result<bool, StoreError> {
-        counted!(self.spend_link(b, k))
+    async fn claim_link(
+        &self,
+        b: &BotId,
+        k: &str,
+        c: &str,
+        u: i64,
+        n: i64,
+    ) -> Result<bool, StoreError> {
+        counted!(self.claim_link(b, k, c, u, n))
     }
     async fn start_flow(&self, l: &LinkId, f: &Flow, max: i64) -> Result<bool, StoreError> {
         counted!(self.start_flow(l, f, max))
@@ -104,8 +142,13 @@ impl FlowStore for CountingStore {
     async fn connect_session(&self, i: &LinkId) -> Result<Option<ConnectSession>, StoreError> {
         counted!(self.connect_session(i))
     }
-    async fn put_pending(&self, p: &PendingConnection) -> Result<(), StoreError> {
-        counted!(self.put_pending(p))
+    async fn put_pending(
+        &self,
+        p: &PendingConnection,
+        k: &str,
+        c: &str,
+    ) -> Result<bool, StoreError> {
+        counted!(self.put_pending(p, k, c))
     }
     async fn pendings_of(
         &self,
@@ -114,20 +157,15 @@ impl FlowStore for CountingStore {
     ) -> Result<Vec<PendingConnection>, StoreError> {
         counted!(self.pendings_of(b, u))
     }
-    async fn take_pending(
-        &self,
-        b: &BotId,
-        u: &UserId,
-        id: &str,
-    ) -> Result<Option<PendingConnection>, StoreError> {
-        counted!(self.take_pending(b, u, id))
+    async fn drop_pending(&self, p: &PendingConnection, e: &[Event]) -> Result<bool, StoreError> {
+        counted!(self.drop_pending(p, e))
     }
-    async fn take_pending_by_flow(
+    async fn pending_by_flow(
         &self,
         b: &BotId,
         h: &str,
     ) -> Result<Option<PendingConnection>, StoreError> {
-        counted!(self.take_pending_by_flow(b, h))
+        counted!(self.pending_by_flow(b, h))
     }
     async fn count_wrong_code(
         &self,
@@ -159,15 +197,11 @@ impl TokenStore for CountingStore {
     ) -> Result<BTreeMap<Alias, TokenId>, StoreError> {
         counted!(self.tokens_of(b, o))
     }
-    async fn save_connected(&self, r: &TokenRecord) -> Result<SaveOutcome, StoreError> {
-        counted!(self.save_connected(r))
+    async fn save_connected(&self, c: &Connection<'_>) -> Result<SaveOutcome, StoreError> {
+        counted!(self.save_connected(c))
     }
-    async fn delete_token(
-        &self,
-        b: &BotId,
-        i: &TokenId,
-    ) -> Result<Option<TokenRecord>, StoreError> {
-        counted!(self.delete_token(b, i))
+    async fn delete_token(&self, r: &TokenRecord, e: &[Event]) -> Result<bool, StoreError> {
+        counted!(self.delete_token(r, e))
     }
     async fn acquire_lease(
         &self,
@@ -179,7 +213,13 @@ impl TokenStore for CountingStore {
     ) -> Result<bool, StoreError> {
         counted!(self.acquire_lease(b, i, h, u, n))
     }
-    async fn commit_refresh(&self, r: &TokenRecord, v: i64, h: &str) -> Result<bool, StoreError> {
+    async fn commit_refresh(
+        &self,
+        r: &TokenRecord,
+        v: i64,
+        h: &str,
+        e: &[Event],
+    ) -> Result<bool, StoreError> {
         let failing = &self.0.failing_commits;
         if failing
             .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
@@ -190,10 +230,26 @@ impl TokenStore for CountingStore {
                 "store unreachable (injected)".into(),
             ));
         }
-        counted!(self.commit_refresh(r, v, h))
+        counted!(self.commit_refresh(r, v, h, e))
     }
-    async fn release_lease(&self, b: &BotId, i: &TokenId, h: &str) -> Result<(), StoreError> {
-        counted!(self.release_lease(b, i, h))
+    async fn release_lease(
+        &self,
+        b: &BotId,
+        i: &TokenId,
+        h: &str,
+        settled: bool,
+    ) -> Result<(), StoreError> {
+        counted!(self.release_lease(b, i, h, settled))
+    }
+}
+
+#[async_trait]
+impl OutboxStore for CountingStore {
+    async fn record_events(&self, e: &[Event]) -> Result<(), StoreError> {
+        counted!(self.record_events(e))
+    }
+    async fn undelivered(&self, id: &str) -> Result<bool, StoreError> {
+        counted!(self.undelivered(id))
     }
 }
 
@@ -228,6 +284,8 @@ fn events_path(dir: &std::path::Path) -> std::path::PathBuf {
 struct Setup {
     dir: tempfile::TempDir,
     counts: Arc<Counting>,
+    /// Delivers the outbox to `events.jsonl` when a test reads the events.
+    dispatcher: Dispatcher,
     service: Service,
     bot: BotId,
     key: String,
@@ -250,6 +308,7 @@ async fn setup_with(provider: Arc<dyn ProviderClient>) -> Setup {
         opens: AtomicUsize::new(0),
         failing_commits: AtomicUsize::new(0),
         failing_seals: AtomicUsize::new(0),
+        failing: Mutex::default(),
     });
     let config = crate::Config {
         public_url: Url::parse("https://svc.example").unwrap(),
@@ -267,9 +326,13 @@ async fn setup_with(provider: Arc<dyn ProviderClient>) -> Setup {
         &config,
         Arc::new(CountingStore(Arc::clone(&counts))),
         Arc::new(CountingSealer(Arc::clone(&counts))),
-        Arc::new(JsonlEvents::new(&events_path(dir.path()), "t", None)),
         provider,
     );
+    let dispatcher = Dispatcher {
+        queue: Arc::new(counts.store.clone()),
+        file: Arc::new(JsonlEvents::new(&events_path(dir.path()), "t")),
+        webhook: None,
+    };
     let bot = BotId::parse("acme").unwrap();
     let key = service.create_bot(bot.clone()).await.unwrap().api_key;
     // Endpoints on a closed loopback port: any provider call would fail the test.
@@ -289,6 +352,7 @@ async fn setup_with(provider: Arc<dyn ProviderClient>) -> Setup {
     Setup {
         dir,
         counts,
+        dispatcher,
         service,
         bot,
         key,
@@ -328,9 +392,60 @@ async fn stored_token(s: &Setup, expires_at: Option<i64>, refresh: Option<&str>)
         version: 0,
         created_at: 0,
         updated_at: 0,
+        refresh_unsettled: None,
     };
-    s.counts.store.save_connected(&record).await.unwrap();
+    insert_token(s, &record).await;
     id
+}
+
+/// A fresh link of the bot, claimed by the flow "setup"; answers its key.
+async fn claimed_link(s: &Setup, owner: &Owner) -> String {
+    let link = Link {
+        link_id: LinkId::generate(&s.bot),
+        bot_id: s.bot.clone(),
+        alias: Alias::parse("acme_idp").unwrap(),
+        owner: owner.clone(),
+        expires_at: i64::MAX / 2,
+        created_at: 0,
+    };
+    s.counts.store.put_link(&link).await.unwrap();
+    let key = link.link_id.key();
+    assert!(s
+        .counts
+        .store
+        .claim_link(&s.bot, &key, "setup", i64::MAX / 2, 0)
+        .await
+        .unwrap());
+    key
+}
+
+/// Writes a token as a finished sign-in from a fresh link would.
+async fn insert_token(s: &Setup, record: &TokenRecord) {
+    let key = claimed_link(s, &record.owner).await;
+    let saved = s
+        .counts
+        .store
+        .save_connected(&Connection {
+            record,
+            spend: crate::ports::Spend::Link {
+                key: &key,
+                claimant: "setup",
+            },
+            events: &[],
+        })
+        .await
+        .unwrap();
+    assert_eq!(saved, SaveOutcome::Saved);
+}
+
+/// Every event delivered so far, after delivering what the outbox holds.
+async fn delivered_events(s: &Setup) -> Vec<Value> {
+    while s.dispatcher.round().await.unwrap() > 0 {}
+    std::fs::read_to_string(events_path(s.dir.path()))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn reset(s: &Setup) {

@@ -171,16 +171,13 @@ impl ProviderClient for Scripted {
     }
 }
 
-fn events(s: &Setup) -> Vec<Value> {
-    std::fs::read_to_string(events_path(s.dir.path()))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+async fn events(s: &Setup) -> Vec<Value> {
+    delivered_events(s).await
 }
 
-fn detail_types(s: &Setup) -> Vec<String> {
+async fn detail_types(s: &Setup) -> Vec<String> {
     events(s)
+        .await
         .iter()
         .map(|e| e["detail-type"].as_str().unwrap().to_owned())
         .collect()
@@ -269,8 +266,8 @@ async fn a_callback_exchanges_its_code_once_with_the_flows_verifier() {
     assert_eq!(full.credentials.token, "at-new");
     assert_eq!(full.credentials.refresh_token.as_deref(), Some("rt-new"));
     assert_eq!(full.uid.as_deref(), Some("idp-42"));
-    assert_eq!(detail_types(&s), vec!["token:acme_idp"]);
-    assert_eq!(events(&s)[0]["detail"]["token_id"], id.as_str());
+    assert_eq!(detail_types(&s).await, vec!["token:acme_idp"]);
+    assert_eq!(events(&s).await[0]["detail"]["token_id"], id.as_str());
 
     // The same callback again: the flow is spent, the provider is not asked again.
     let again = s
@@ -311,7 +308,7 @@ async fn a_refused_code_stores_nothing_and_reports_the_failure() {
         .await
         .unwrap()
         .is_empty());
-    assert_eq!(detail_types(&s), vec!["oauth_failed:acme_idp"]);
+    assert_eq!(detail_types(&s).await, vec!["oauth_failed:acme_idp"]);
     assert_eq!(provider.count("user_info"), 0);
 
     // A callback on another provider's path stops before any token request.
@@ -382,7 +379,7 @@ async fn a_refresh_refused_for_good_revokes_the_token_once() {
     let view = s.service.access_token(&s.bot, &id).await.unwrap();
     assert_eq!(view.status, "revoked");
     assert_eq!(provider.calls(), vec!["refresh rt-1"]);
-    assert_eq!(detail_types(&s), vec!["token_revoked:acme_idp"]);
+    assert_eq!(detail_types(&s).await, vec!["token_revoked:acme_idp"]);
 }
 
 #[tokio::test]
@@ -407,7 +404,7 @@ async fn a_transient_refresh_failure_changes_nothing_and_frees_the_lease() {
     // The next caller refreshes at once: the lease was released.
     let view = s.service.access_token(&s.bot, &id).await.unwrap();
     assert_eq!(view.access_token.as_deref(), Some("at-2"));
-    assert!(detail_types(&s).is_empty());
+    assert!(detail_types(&s).await.is_empty());
 }
 
 #[tokio::test]
@@ -418,7 +415,7 @@ async fn delete_revokes_the_refresh_token_and_reports_it() {
     assert!(s.service.delete_token(&s.bot, &id).await.unwrap());
     assert!(!s.service.delete_token(&s.bot, &id).await.unwrap());
     assert_eq!(provider.calls(), vec!["revoke rt-1"]);
-    assert_eq!(detail_types(&s), vec!["token_deleted:acme_idp"]);
+    assert_eq!(detail_types(&s).await, vec!["token_deleted:acme_idp"]);
 }
 
 #[tokio::test]
@@ -615,7 +612,7 @@ async fn an_id_token_that_fails_validation_stores_nothing() {
         .await
         .unwrap()
         .is_empty());
-    assert_eq!(detail_types(&s), vec!["oauth_failed:acme_idp"]);
+    assert_eq!(detail_types(&s).await, vec!["oauth_failed:acme_idp"]);
     assert_eq!(provider.count("user_info"), 0);
 }
 
@@ -781,7 +778,7 @@ async fn a_callback_from_another_browser_is_refused_before_the_exchange() {
         assert!(matches!(again, Err(FlowError::UnknownState)), "{again:?}");
     }
     assert_eq!(provider.count("exchange_code"), 0);
-    let failures = events(&s);
+    let failures = events(&s).await;
     assert_eq!(failures.len(), 2);
     for e in &failures {
         assert_eq!(e["detail-type"], "oauth_failed:acme_idp");
@@ -818,7 +815,7 @@ async fn two_flows_from_one_link_connect_once() {
         .await;
     assert!(matches!(late, Err(FlowError::LinkUsed)), "{late:?}");
     assert_eq!(provider.count("exchange_code"), 1);
-    assert_eq!(detail_types(&s), vec!["token:acme_idp"]);
+    assert_eq!(detail_types(&s).await, vec!["token:acme_idp"]);
     // A spent link starts nothing.
     let again = s.service.start(&link, &browser()).await;
     assert!(matches!(again, Err(FlowError::UnknownLink)), "{again:?}");
@@ -895,7 +892,7 @@ async fn a_sign_in_with_confirm_code_waits_for_the_users_code() {
         .await
         .unwrap()
         .is_empty());
-    assert!(detail_types(&s).is_empty());
+    assert!(detail_types(&s).await.is_empty());
 
     // A wrong code (or a malformed one) is refused; the right one stores the token, once.
     for wrong in [another_code(&code), "12345", "abcdef"] {
@@ -918,9 +915,9 @@ async fn a_sign_in_with_confirm_code_waits_for_the_users_code() {
         .await
         .unwrap();
     assert_eq!(full.credentials.token, "at-1");
-    assert_eq!(detail_types(&s), vec!["token:acme_idp"]);
+    assert_eq!(detail_types(&s).await, vec!["token:acme_idp"]);
     assert_eq!(
-        events(&s)[0]["detail"]["token_id"],
+        events(&s).await[0]["detail"]["token_id"],
         confirmed.token_id.as_str()
     );
     assert!(invalid(&s.service.confirm_code(&s.bot, &user, &code).await));
@@ -953,7 +950,7 @@ async fn a_sign_in_with_confirm_code_waits_for_the_users_code() {
             .collect::<Vec<_>>(),
         vec!["revoke rt-2"]
     );
-    let last = events(&s).pop().unwrap();
+    let last = events(&s).await.pop().unwrap();
     assert_eq!(last["detail-type"], "oauth_failed:acme_idp");
     assert_eq!(last["detail"]["reason"], "confirmation_failed");
     let full = s
@@ -980,15 +977,16 @@ async fn a_sign_in_with_confirm_code_waits_for_the_users_code() {
     let code = shown_code(&done);
     let waiting = s.counts.store.pendings_of(&s.bot, &user).await.unwrap();
     assert_eq!(waiting.len(), 1);
-    let mut expired = s
+    let mut expired = waiting[0].clone();
+    assert!(s.counts.store.drop_pending(&expired, &[]).await.unwrap());
+    expired.expires_at = time::OffsetDateTime::now_utc().unix_timestamp() - 1;
+    let key = claimed_link(&s, &Owner::User(user.clone())).await;
+    assert!(s
         .counts
         .store
-        .take_pending(&s.bot, &user, &waiting[0].pending_id)
+        .put_pending(&expired, &key, "setup")
         .await
-        .unwrap()
-        .unwrap();
-    expired.expires_at = time::OffsetDateTime::now_utc().unix_timestamp() - 1;
-    s.counts.store.put_pending(&expired).await.unwrap();
+        .unwrap());
     assert!(invalid(&s.service.confirm_code(&s.bot, &user, &code).await));
     assert!(provider.calls().contains(&"revoke rt-3".to_owned()));
     assert!(s
@@ -999,7 +997,7 @@ async fn a_sign_in_with_confirm_code_waits_for_the_users_code() {
         .unwrap()
         .is_empty());
     assert_eq!(
-        events(&s).pop().unwrap()["detail"]["reason"],
+        events(&s).await.pop().unwrap()["detail"]["reason"],
         "confirmation_failed"
     );
 }
@@ -1080,14 +1078,14 @@ async fn a_sign_in_confirmed_by_redirect_waits_for_the_platform() {
         .await
         .unwrap()
         .is_empty());
-    assert!(detail_types(&s).is_empty());
+    assert!(detail_types(&s).await.is_empty());
     let other = UserId::parse("u-2").unwrap();
     let r = s.service.confirm_flow(&s.bot, &flow, &other).await;
     assert!(matches!(r, Err(ServiceError::UserMismatch)), "{r:?}");
     let r = s.service.confirm_flow(&s.bot, &flow, &user).await;
     assert!(matches!(r, Err(ServiceError::FlowNotFound)), "{r:?}");
     assert!(provider.calls().contains(&"revoke rt-1".to_owned()));
-    let last = events(&s).pop().unwrap();
+    let last = events(&s).await.pop().unwrap();
     assert_eq!(last["detail-type"], "oauth_failed:acme_idp");
     assert_eq!(last["detail"]["reason"], "confirmation_failed");
 
@@ -1112,7 +1110,10 @@ async fn a_sign_in_confirmed_by_redirect_waits_for_the_platform() {
         .await
         .unwrap();
     assert_eq!(full.credentials.token, "at-2");
-    assert_eq!(events(&s).pop().unwrap()["detail-type"], "token:acme_idp");
+    assert_eq!(
+        events(&s).await.pop().unwrap()["detail-type"],
+        "token:acme_idp"
+    );
     let again = s.service.confirm_flow(&s.bot, &flow, &user).await;
     assert!(
         matches!(again, Err(ServiceError::FlowNotFound)),
