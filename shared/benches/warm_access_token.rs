@@ -9,7 +9,7 @@ use http_body_util::BodyExt;
 use shared::domain::ids::{Alias, BotId, ProviderName, TokenId, UserId};
 use shared::domain::providers::UserInfo;
 use shared::domain::token::{Owner, TokenRecord, TokenSecrets, TokenStatus};
-use shared::ports::{Purpose, SealContext, Sealer, TokenStore};
+use shared::ports::{FlowStore, Purpose, SealContext, Sealer, TokenStore};
 use shared::wiring::embedded::Embedded;
 use shared::{AdminKeyHash, Backend, Config};
 use std::sync::Arc;
@@ -59,24 +59,47 @@ async fn main() {
         &config,
         Arc::new(parts.store),
         parts.sealer,
-        parts.events,
         shared::wiring::provider_client(config.outbound).unwrap(),
     );
     let key = service.create_bot(bot.clone()).await.unwrap().api_key;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // Stored as the end of a sign-in stores it: with the link it came from spent.
+    let link = shared::domain::token::Link {
+        link_id: shared::domain::ids::LinkId::generate(&bot),
+        bot_id: bot.clone(),
+        alias: Alias::parse("google").unwrap(),
+        owner: Owner::User(UserId::parse("u-1").unwrap()),
+        expires_at: now + 600,
+        created_at: now,
+    };
+    store.put_link(&link).await.unwrap();
+    let link_key = link.link_id.key();
+    assert!(store
+        .claim_link(&bot, &link_key, "bench", now + 60, now)
+        .await
+        .unwrap());
+    let record = TokenRecord {
+        bot_id: bot.clone(),
+        token_id: id.clone(),
+        alias: Alias::parse("google").unwrap(),
+        provider: ProviderName::parse("google").unwrap(),
+        owner: Owner::User(UserId::parse("u-1").unwrap()),
+        status: TokenStatus::Active,
+        expires_at: Some(now + 3600),
+        sealed,
+        version: 0,
+        created_at: now,
+        updated_at: now,
+        refresh_unsettled: None,
+    };
     store
-        .save_connected(&TokenRecord {
-            bot_id: bot.clone(),
-            token_id: id.clone(),
-            alias: Alias::parse("google").unwrap(),
-            provider: ProviderName::parse("google").unwrap(),
-            owner: Owner::User(UserId::parse("u-1").unwrap()),
-            status: TokenStatus::Active,
-            expires_at: Some(now + 3600),
-            sealed,
-            version: 0,
-            created_at: now,
-            updated_at: now,
+        .save_connected(&shared::ports::Connection {
+            record: &record,
+            spend: shared::ports::Spend::Link {
+                key: &link_key,
+                claimant: "bench",
+            },
+            events: &[],
         })
         .await
         .unwrap();

@@ -104,10 +104,12 @@ mod tests {
         })
         .await;
         assert_eq!(failed.as_deref(), Some("seq-020"));
-        let got = bus.got.lock().unwrap();
-        assert_eq!(got.len(), 2);
-        assert_eq!(got[0].len(), 10);
-        assert_eq!(got[1][9], "evt_19");
+        {
+            let got = bus.got.lock().unwrap();
+            assert_eq!(got.len(), 2);
+            assert_eq!(got[0].len(), 10);
+            assert_eq!(got[1][9], "evt_19");
+        }
         assert_eq!(
             marked.lock().unwrap().len(),
             20,

@@ -17,7 +17,7 @@ async fn a_user_connects_in_a_browser_and_a_used_link_explains_itself() -> anyho
         .starts_with(&format!("{}/oauth/callback/demo?", w.server.base)));
     assert_eq!(page.headers["cache-control"], "no-store");
     assert_eq!(page.headers["referrer-policy"], "no-referrer");
-    assert_eq!(w.server.events_of("token:demo").len(), 1);
+    assert_eq!(w.server.events_of("token:demo").await?.len(), 1);
 
     let again = browse(&link, None).await?;
     assert_eq!(again.status, Some(404));
@@ -49,7 +49,7 @@ async fn the_bot_builder_connects_on_the_connect_page() -> anyhow::Result<()> {
     let (_, tokens) = w.bot_json(Method::GET, "/tokens").await?;
     let token_id = tokens["tokens"]["demo_bot"].as_str().unwrap_or_default();
     assert!(token_id.starts_with("tok_"));
-    assert_eq!(w.server.events_of("token:demo_bot").len(), 1);
+    assert_eq!(w.server.events_of("token:demo_bot").await?.len(), 1);
 
     let after = browse(&url, None).await?;
     assert!(
@@ -77,7 +77,7 @@ async fn a_sign_in_started_in_another_browser_is_refused_then_connects_in_its_ow
         page.text
     );
     assert!(w.provider.token_requests("authorization_code").is_empty());
-    let failed = w.server.events_of("oauth_failed:demo");
+    let failed = w.server.events_of("oauth_failed:demo").await?;
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["detail"]["reason"], "browser_mismatch");
 

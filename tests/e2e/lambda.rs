@@ -178,7 +178,7 @@ async fn a_whole_flow_through_the_three_functions() -> anyhow::Result<()> {
         .unwrap_or_default()
         .contains("return to the chat"));
 
-    let events = f.resources.drain_queue().await?;
+    let events = f.aws.events().await?;
     let token_event = events
         .iter()
         .find(|e| e["detail-type"] == "token:demo")

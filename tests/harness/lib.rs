@@ -11,6 +11,8 @@
 //! - [`server`]: the local server process, [`World`] and the HTTP client helpers;
 //! - [`moto`]: the AWS emulator, the resources of `template.yaml` in it, the template itself;
 //! - [`runtime_api`]: the Lambda binaries behind a local Lambda Runtime API;
+//! - [`stream`]: the table's stream fed to the event relay as Lambda's event source mapping
+//!   would;
 //! - [`chromium`]: pages opened in the system's Chromium.
 
 pub mod build;
@@ -20,6 +22,7 @@ pub mod process;
 pub mod provider;
 pub mod runtime_api;
 pub mod server;
+pub mod stream;
 pub mod strict_provider;
 
 pub use build::{binary, workspace_root};

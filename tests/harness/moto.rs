@@ -255,11 +255,12 @@ pub fn template() -> anyhow::Result<Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-/// Creates the table with the key schema, attributes and TTL that `template.yaml` declares.
+/// Creates the table with the key schema, attributes, stream and TTL that `template.yaml`
+/// declares.
 pub async fn create_table_from_template(ddb: &aws_sdk_dynamodb::Client) -> anyhow::Result<()> {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        TimeToLiveSpecification,
+        StreamSpecification, StreamViewType, TimeToLiveSpecification,
     };
     let t = template()?;
     let table = &t["Resources"]["Table"]["Properties"];
@@ -285,6 +286,14 @@ pub async fn create_table_from_template(ddb: &aws_sdk_dynamodb::Client) -> anyho
             KeySchemaElement::builder()
                 .attribute_name(k["AttributeName"].as_str().context("AttributeName")?)
                 .key_type(KeyType::from(k["KeyType"].as_str().context("KeyType")?))
+                .build()?,
+        );
+    }
+    if let Some(view) = table["StreamSpecification"]["StreamViewType"].as_str() {
+        req = req.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view))
                 .build()?,
         );
     }

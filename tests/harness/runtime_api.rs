@@ -3,7 +3,6 @@
 //! collects its answers.
 
 use crate::build::{binary, workspace_root};
-use crate::moto;
 use crate::process::output_file;
 use anyhow::{anyhow, Context};
 use axum::extract::{Path, State};
@@ -212,11 +211,11 @@ pub const FIXTURE_ADMIN_KEY_SHA256: &str =
 /// The API URL the fixtures were captured from.
 pub const PUBLIC_URL: &str = "https://abc123.execute-api.us-east-1.amazonaws.com";
 
-/// The three functions as deployed: moto with the template's resources, each binary running.
+/// The four functions as deployed: moto with the template's resources, each binary running,
+/// the relay fed from the table's stream.
 pub struct Deployment {
-    _dir: tempfile::TempDir,
-    pub moto: moto::Moto,
-    pub resources: moto::Resources,
+    pub dir: tempfile::TempDir,
+    pub aws: crate::server::AwsSide,
     pub start: Function,
     pub callback: Function,
     pub api: Function,
@@ -225,19 +224,15 @@ pub struct Deployment {
 impl Deployment {
     pub async fn start() -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let moto = moto::Moto::start(dir.path()).await?;
-        let resources = moto::Resources::create(&moto).await?;
-        let mut env = moto.env();
-        env.extend(resources.env());
+        let (aws, mut env) = crate::server::AwsSide::start(dir.path()).await?;
         env.push(("PUBLIC_URL", PUBLIC_URL.into()));
         env.push(("ADMIN_KEY_SHA256", FIXTURE_ADMIN_KEY_SHA256.into()));
         let start = Function::start(dir.path(), "oauth-start", &env).await?;
         let callback = Function::start(dir.path(), "oauth-callback", &env).await?;
         let api = Function::start(dir.path(), "token-api", &env).await?;
         Ok(Self {
-            _dir: dir,
-            moto,
-            resources,
+            dir,
+            aws,
             start,
             callback,
             api,

@@ -84,8 +84,28 @@ impl Server {
         })
     }
 
-    pub fn events(&self) -> Vec<Value> {
-        read_jsonl(&self.data_dir.join("events.jsonl"))
+    /// The lines of `events.jsonl` once the dispatcher has written every event the outbox
+    /// holds to it (the webhook may still be owed some).
+    pub async fn events(&self) -> anyhow::Result<Vec<Value>> {
+        let db = rusqlite::Connection::open(
+            self.data_dir.join(shared::wiring::embedded::DATABASE_FILE),
+        )?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let owed: i64 =
+                db.query_row("SELECT COUNT(*) FROM outbox WHERE file_done = 0", [], |r| {
+                    r.get(0)
+                })?;
+            if owed == 0 {
+                break;
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "{owed} event(s) not written to events.jsonl within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Ok(read_jsonl(&self.data_dir.join("events.jsonl")))
     }
 
     /// Sends SIGTERM and waits for the process to exit.
@@ -104,11 +124,13 @@ impl Server {
         Ok(tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await??)
     }
 
-    pub fn events_of(&self, detail_type: &str) -> Vec<Value> {
-        self.events()
+    pub async fn events_of(&self, detail_type: &str) -> anyhow::Result<Vec<Value>> {
+        Ok(self
+            .events()
+            .await?
             .into_iter()
             .filter(|e| e["detail-type"] == detail_type)
-            .collect()
+            .collect())
     }
 }
 
@@ -145,7 +167,54 @@ pub enum Backend {
 pub struct AwsSide {
     pub moto: moto::Moto,
     pub resources: moto::Resources,
+    /// The `event-relay` binary, fed from the table's stream.
+    pub relay: crate::runtime_api::Function,
+    pub pump: tokio::sync::Mutex<crate::stream::StreamPump>,
     seen: tokio::sync::Mutex<Vec<Value>>,
+}
+
+impl AwsSide {
+    /// Starts the relay beside moto, as the template deploys it.
+    pub async fn start(dir: &Path) -> anyhow::Result<(Self, Vec<(&'static str, String)>)> {
+        let moto = moto::Moto::start(dir).await?;
+        let resources = moto::Resources::create(&moto).await?;
+        let mut env = moto.env();
+        env.extend(resources.env());
+        let relay = crate::runtime_api::Function::start(dir, "event-relay", &env).await?;
+        let pump = crate::stream::StreamPump::new(&moto).await?;
+        Ok((
+            Self {
+                moto,
+                resources,
+                relay,
+                pump: tokio::sync::Mutex::new(pump),
+                seen: tokio::sync::Mutex::new(Vec::new()),
+            },
+            env,
+        ))
+    }
+
+    /// Relays what the stream holds, retrying reported failures a few times, as the event
+    /// source mapping would. Answers what is still failing.
+    pub async fn relay_stream(&self) -> anyhow::Result<usize> {
+        let mut pump = self.pump.lock().await;
+        for _ in 0..3 {
+            if pump.pump(&self.relay).await?.failed == 0 {
+                return Ok(0);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(pump.pump(&self.relay).await?.failed)
+    }
+
+    /// Every event that reached the bus's queue so far, after relaying the stream.
+    pub async fn events(&self) -> anyhow::Result<Vec<Value>> {
+        let failing = self.relay_stream().await?;
+        anyhow::ensure!(failing == 0, "{failing} stream records still fail to relay");
+        let mut seen = self.seen.lock().await;
+        seen.extend(self.resources.drain_queue().await?);
+        Ok(seen.clone())
+    }
 }
 
 /// A running service with a provider registered as `demo`, a bot `acme`, and an
@@ -203,15 +272,7 @@ impl World {
         let (aws, env) = match backend {
             Backend::Sqlite => (None, Vec::new()),
             Backend::Aws => {
-                let moto = moto::Moto::start(dir.path()).await?;
-                let resources = moto::Resources::create(&moto).await?;
-                let mut env = moto.env();
-                env.extend(resources.env());
-                let side = AwsSide {
-                    moto,
-                    resources,
-                    seen: tokio::sync::Mutex::new(Vec::new()),
-                };
+                let (side, env) = AwsSide::start(dir.path()).await?;
                 (Some(side), env)
             }
         };
@@ -332,12 +393,8 @@ impl World {
     /// Every event the service emitted so far, in order.
     pub async fn events(&self) -> anyhow::Result<Vec<Value>> {
         match &self.aws {
-            None => Ok(self.server.events()),
-            Some(side) => {
-                let mut seen = side.seen.lock().await;
-                seen.extend(side.resources.drain_queue().await?);
-                Ok(seen.clone())
-            }
+            None => self.server.events().await,
+            Some(side) => side.events().await,
         }
     }
 
@@ -371,6 +428,7 @@ impl World {
                 }
             }
             Some(side) => {
+                out.push(("relay log".to_owned(), std::fs::read(&side.relay.log_path)?));
                 let items = side.resources.all_items().await?;
                 anyhow::ensure!(!items.is_empty(), "the table is empty");
                 out.push((

@@ -171,11 +171,11 @@ mod tests {
         );
     }
 
+    type Seen = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+
     /// A receiver that answers `503` to the first `refuse` requests and records the rest.
-    pub(crate) async fn receiver(
-        refuse: usize,
-    ) -> (url::Url, Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>) {
-        let seen: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>> = Arc::default();
+    pub(crate) async fn receiver(refuse: usize) -> (url::Url, Seen) {
+        let seen: Seen = Arc::default();
         let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let app = {
             let seen = Arc::clone(&seen);

@@ -567,7 +567,10 @@ async fn put_integrations(
     responses(
         (status = 200, body = IntegrationList, description = "The file, with connection state"),
         (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong key"),
-        (status = 404, body = ErrorBody, description = "`not_found`: no such bot, or another bot's")))]
+        (status = 404, body = ErrorBody, description = "`not_found`: no such bot, or another bot's"),
+        (status = 503, body = ErrorBody,
+         description = "`service_unavailable`: the service's store is unavailable; nothing was deleted and no event written. See Retry-After",
+         headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))))]
 async fn get_integrations(
     State(s): State<AppState>,
     AuthedBot(bot): AuthedBot,
@@ -748,7 +751,7 @@ async fn token_info(
          description = "`provider_not_configured`: the token's provider has no registered app"),
         (status = 502, body = ErrorBody, description = "`provider_error`: the provider's refresh answer was unusable"),
         (status = 503, body = ErrorBody,
-         description = "`provider_unavailable`: the provider is unavailable, or another caller is still refreshing; see Retry-After",
+         description = "`provider_unavailable`: the provider is unavailable, or another caller is still refreshing; `service_unavailable`: the service's store or key service is unavailable. See Retry-After",
          headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))))]
 async fn access_token(
     State(s): State<AppState>,

@@ -2,6 +2,7 @@
 //! 5xx answers say nothing of internals; they carry the request id, and the cause goes to the log.
 
 use crate::domain::integrations::YamlIssue;
+use crate::ports::{SealError, StoreError};
 use crate::service::ServiceError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -46,6 +47,10 @@ pub enum ApiError {
     HeadersTooLarge { limit: usize },
     #[error("the provider is unavailable")]
     Unavailable { retry_after: u64 },
+    /// The service's own store or key service failed; what the request would have written
+    /// was not written.
+    #[error("the service's storage or key service is unavailable; nothing was changed")]
+    DependencyUnavailable { retry_after: u64 },
     #[error("the provider failed")]
     BadGateway,
     #[error("internal error")]
@@ -80,7 +85,9 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::DependencyUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::BadGateway => StatusCode::BAD_GATEWAY,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -99,6 +106,7 @@ impl ApiError {
             ApiError::UriTooLong { .. } => "uri_too_long",
             ApiError::HeadersTooLarge { .. } => "headers_too_large",
             ApiError::Unavailable { .. } => "provider_unavailable",
+            ApiError::DependencyUnavailable { .. } => "service_unavailable",
             ApiError::BadGateway => "provider_error",
             ApiError::Internal => "internal_error",
         }
@@ -126,7 +134,8 @@ impl IntoResponse for ApiError {
                 resp.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::Unavailable { retry_after } => {
+            ApiError::Unavailable { retry_after }
+            | ApiError::DependencyUnavailable { retry_after } => {
                 if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
                     resp.headers_mut().insert(header::RETRY_AFTER, v);
                 }
@@ -188,11 +197,19 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Store(ref source) => {
                 tracing::error!(error = %source, cause = ?std::error::Error::source(source).map(ToString::to_string), "store failed");
-                ApiError::Internal
+                match source {
+                    StoreError::Unavailable(_) => {
+                        ApiError::DependencyUnavailable { retry_after: 2 }
+                    }
+                    StoreError::Corrupt(_) => ApiError::Internal,
+                }
             }
             ServiceError::Seal(ref source) => {
-                tracing::error!(error = %source, "sealing failed");
-                ApiError::Internal
+                tracing::error!(error = %source, cause = ?std::error::Error::source(source).map(ToString::to_string), "sealing failed");
+                match source {
+                    SealError::Unavailable(_) => ApiError::DependencyUnavailable { retry_after: 2 },
+                    _ => ApiError::Internal,
+                }
             }
             ServiceError::Decode(_) => {
                 tracing::error!("stored data could not be decoded");

@@ -1,7 +1,8 @@
 //! HTML pages for people: the flow's outcome and the connect page. They never echo `code`
 //! or `state`, are never cached, and send no referrer.
 
-use crate::service::{ConnectRow, FlowError};
+use crate::ports::{SealError, StoreError};
+use crate::service::{ConnectRow, FlowError, ServiceError};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -195,6 +196,20 @@ impl IntoResponse for FlowError {
                 "This integration is not available",
                 "<p>The bot no longer offers this integration, or it is not set up yet.</p>",
             ),
+            FlowError::Internal(
+                ServiceError::Store(StoreError::Unavailable(_))
+                | ServiceError::Seal(SealError::Unavailable(_)),
+            ) => {
+                tracing::error!("page failed: the store or the key service is unavailable; nothing was stored");
+                let mut resp = page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Not connected yet",
+                    "<p>The service could not store the connection just now, so nothing was kept. Open the same link again in a minute.</p>",
+                );
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+                resp
+            }
             FlowError::Internal(e) => {
                 let id = super::error::current_request_id().unwrap_or_default();
                 tracing::error!(error = %e, source = ?std::error::Error::source(&e).map(ToString::to_string), "page failed");

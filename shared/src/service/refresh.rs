@@ -259,6 +259,9 @@ impl Service {
                 }
                 Err(e) => {
                     tracing::error!(token_id = %next.token_id, error = %e, "refreshed credentials could not be stored; the provider's new refresh token is lost");
+                    // Unsettled: the stored refresh token may be spent, and a later
+                    // `invalid_grant` is ours to own.
+                    self.release(&fresh, holder, false).await;
                     return Err(e.into());
                 }
             }
@@ -300,11 +303,20 @@ impl Service {
         } else {
             EventReason::ProviderRefused
         });
-        if !self
+        let committed = match self
             .store
             .commit_refresh(&next, fresh.version, holder, std::slice::from_ref(&event))
-            .await?
+            .await
         {
+            Ok(committed) => committed,
+            Err(e) => {
+                // Nothing written: the next caller asks the provider again and gets the same
+                // answer.
+                self.release(&fresh, holder, true).await;
+                return Err(e.into());
+            }
+        };
+        if !committed {
             return Ok(Attempt::Lost);
         }
         if ours {

@@ -266,7 +266,22 @@ impl SqliteStore {
                 rusqlite::Error::InvalidColumnType(_, what, _) => {
                     StoreError::Corrupt(format!("unexpected value in column {what}"))
                 }
-                other => unavailable(other),
+                // What may pass: a lock held too long, a full disk, an I/O error.
+                rusqlite::Error::SqliteFailure(ref f, _)
+                    if matches!(
+                        f.code,
+                        rusqlite::ErrorCode::DatabaseBusy
+                            | rusqlite::ErrorCode::DatabaseLocked
+                            | rusqlite::ErrorCode::DiskFull
+                            | rusqlite::ErrorCode::SystemIoFailure
+                            | rusqlite::ErrorCode::CannotOpen
+                            | rusqlite::ErrorCode::OutOfMemory
+                    ) =>
+                {
+                    unavailable(e)
+                }
+                // A database that does not look as this version wrote it.
+                other => StoreError::Corrupt(format!("the database failed: {other}")),
             })
         })
         .await

@@ -541,4 +541,5 @@ async fn bot_keys_name_their_bot() {
     );
 }
 
+mod faults;
 mod scripted;

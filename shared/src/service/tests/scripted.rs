@@ -4,7 +4,7 @@ use super::*;
 
 /// A provider that answers from a script and records what it was asked.
 #[derive(Default)]
-struct Scripted {
+pub(super) struct Scripted {
     /// Answers of the token endpoint, in order, for code exchanges and refreshes alike.
     token_answers: Mutex<std::collections::VecDeque<Result<GrantedToken, ProviderError>>>,
     user_info: Option<Value>,
@@ -24,12 +24,12 @@ struct Scripted {
 }
 
 impl Scripted {
-    fn answer(self, a: Result<GrantedToken, ProviderError>) -> Self {
+    pub(super) fn answer(self, a: Result<GrantedToken, ProviderError>) -> Self {
         self.token_answers.lock().unwrap().push_back(a);
         self
     }
 
-    fn calls(&self) -> Vec<String> {
+    pub(super) fn calls(&self) -> Vec<String> {
         self.calls.lock().unwrap().clone()
     }
 
@@ -49,7 +49,11 @@ impl Scripted {
     }
 }
 
-fn granted(access: &str, refresh: Option<&str>, expires_in: Option<u64>) -> GrantedToken {
+pub(super) fn granted(
+    access: &str,
+    refresh: Option<&str>,
+    expires_in: Option<u64>,
+) -> GrantedToken {
     GrantedToken {
         access_token: SecretString::from(access.to_owned()),
         refresh_token: refresh.map(|r| SecretString::from(r.to_owned())),
@@ -171,11 +175,11 @@ impl ProviderClient for Scripted {
     }
 }
 
-async fn events(s: &Setup) -> Vec<Value> {
+pub(super) async fn events(s: &Setup) -> Vec<Value> {
     delivered_events(s).await
 }
 
-async fn detail_types(s: &Setup) -> Vec<String> {
+pub(super) async fn detail_types(s: &Setup) -> Vec<String> {
     events(s)
         .await
         .iter()
@@ -184,12 +188,12 @@ async fn detail_types(s: &Setup) -> Vec<String> {
 }
 
 /// The browser the scripted tests' flows start and finish in.
-fn browser() -> BrowserKey {
+pub(super) fn browser() -> BrowserKey {
     BrowserKey::parse(&"b".repeat(43)).unwrap()
 }
 
 /// Mints a link for user `u-1`.
-async fn minted_link(s: &Setup) -> LinkId {
+pub(super) async fn minted_link(s: &Setup) -> LinkId {
     let alias = Alias::parse("acme_idp").unwrap();
     let user = UserId::parse("u-1").unwrap();
     let link = s
@@ -201,7 +205,7 @@ async fn minted_link(s: &Setup) -> LinkId {
 }
 
 /// Starts a flow from `link` in `browser()` and answers its `state`.
-async fn start_from(s: &Setup, link_id: &LinkId) -> SecretString {
+pub(super) async fn start_from(s: &Setup, link_id: &LinkId) -> SecretString {
     let url = s.service.start(link_id, &browser()).await.unwrap();
     let state = url
         .query_pairs()
@@ -212,12 +216,12 @@ async fn start_from(s: &Setup, link_id: &LinkId) -> SecretString {
 }
 
 /// Mints a link for user `u-1`, starts its flow and answers the flow's `state`.
-async fn started_flow(s: &Setup) -> SecretString {
+pub(super) async fn started_flow(s: &Setup) -> SecretString {
     let link_id = minted_link(s).await;
     start_from(s, &link_id).await
 }
 
-fn callback_with(state: &SecretString, code: &str) -> CallbackParams {
+pub(super) fn callback_with(state: &SecretString, code: &str) -> CallbackParams {
     use secrecy::ExposeSecret;
     CallbackParams {
         code: Some(SecretString::from(code.to_owned())),
