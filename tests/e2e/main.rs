@@ -48,6 +48,7 @@ mod binding;
 mod browser;
 mod concurrency;
 mod contracts;
+mod faults;
 mod flow;
 mod lambda;
 mod lifecycle;
@@ -99,3 +100,7 @@ mod strict_provider {
         a_reconnect_revokes_the_replaced_grant_of_another_account_only,
     );
 }
+
+on_both_backends!(faults:
+    a_lost_refresh_answer_is_reported_as_refresh_outcome_unknown,
+);

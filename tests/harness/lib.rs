@@ -4,6 +4,7 @@
 //! directory.
 //!
 //! - [`build`]: the workspace and its binaries, built once per run;
+//! - [`faults`]: a proxy that fails chosen requests to moto or the provider;
 //! - [`process`]: output files, readiness lines and JSON Lines shared by every process;
 //! - [`provider`]: the OAuth provider process;
 //! - [`strict_provider`]: the strict OpenID provider (oidc-provider), its records, and a
@@ -17,6 +18,7 @@
 
 pub mod build;
 pub mod chromium;
+pub mod faults;
 pub mod moto;
 pub mod process;
 pub mod provider;

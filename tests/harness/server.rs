@@ -40,6 +40,18 @@ impl Server {
         log_name: &str,
         backend_env: &[(&'static str, String)],
     ) -> anyhow::Result<Self> {
+        Self::start_full(dir, providers_file, admin_key, log_name, backend_env, &[]).await
+    }
+
+    /// [`Self::start_with`], with `extra_env` besides the backend's (a webhook, say).
+    pub async fn start_full(
+        dir: &Path,
+        providers_file: Option<&Path>,
+        admin_key: Option<&str>,
+        log_name: &str,
+        backend_env: &[(&'static str, String)],
+        extra_env: &[(&'static str, String)],
+    ) -> anyhow::Result<Self> {
         let bin = local_server_binary()?;
         let data_dir = dir.join("data");
         let log_path = dir.join(log_name);
@@ -63,7 +75,7 @@ impl Server {
         if !backend_env.is_empty() {
             cmd.args(["--backend", "aws"]);
         }
-        for (k, v) in backend_env {
+        for (k, v) in backend_env.iter().chain(extra_env) {
             cmd.env(k, v);
         }
         if let Some(p) = providers_file {
@@ -167,6 +179,9 @@ pub enum Backend {
 pub struct AwsSide {
     pub moto: moto::Moto,
     pub resources: moto::Resources,
+    /// Between moto and the service's processes (the server or functions, and the relay);
+    /// the harness itself talks to moto directly.
+    pub faults: crate::faults::FaultProxy,
     /// The `event-relay` binary, fed from the table's stream.
     pub relay: crate::runtime_api::Function,
     pub pump: tokio::sync::Mutex<crate::stream::StreamPump>,
@@ -178,7 +193,13 @@ impl AwsSide {
     pub async fn start(dir: &Path) -> anyhow::Result<(Self, Vec<(&'static str, String)>)> {
         let moto = moto::Moto::start(dir).await?;
         let resources = moto::Resources::create(&moto).await?;
-        let mut env = moto.env();
+        let faults = crate::faults::FaultProxy::start(&moto.endpoint).await?;
+        let mut env: Vec<(&'static str, String)> = moto
+            .env()
+            .into_iter()
+            .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
+            .collect();
+        env.push(("AWS_ENDPOINT_URL", faults.url.clone()));
         env.extend(resources.env());
         let relay = crate::runtime_api::Function::start(dir, "event-relay", &env).await?;
         let pump = crate::stream::StreamPump::new(&moto).await?;
@@ -186,6 +207,7 @@ impl AwsSide {
             Self {
                 moto,
                 resources,
+                faults,
                 relay,
                 pump: tokio::sync::Mutex::new(pump),
                 seen: tokio::sync::Mutex::new(Vec::new()),
@@ -229,6 +251,10 @@ pub struct World {
     pub http: reqwest::Client,
     pub bot_key: String,
     pub aws: Option<AwsSide>,
+    /// What the server was started with, to start it again.
+    backend_env: Vec<(&'static str, String)>,
+    extra_env: Vec<(&'static str, String)>,
+    restarts: usize,
 }
 
 pub const INTEGRATIONS: &str = "\
@@ -247,7 +273,7 @@ impl World {
     }
 
     pub async fn with(backend: Backend) -> anyhow::Result<Self> {
-        Self::build(backend, None).await
+        Self::build(backend, None, Vec::new()).await
     }
 
     /// [`World::with`], plus the strict provider (started with `options`, the service's
@@ -255,10 +281,39 @@ impl World {
     /// `client_id`, `client_secret` and `issuer` only (no `pkce` flag, no endpoints), and a
     /// user-context integration `strict` asking for [`STRICT_SCOPE`].
     pub async fn with_strict(backend: Backend, options: StrictOptions) -> anyhow::Result<Self> {
-        Self::build(backend, Some(options)).await
+        Self::build(backend, Some(options), Vec::new()).await
     }
 
-    async fn build(backend: Backend, strict: Option<StrictOptions>) -> anyhow::Result<Self> {
+    /// A world whose server also gets `extra_env` (a webhook, say).
+    pub async fn with_env(
+        backend: Backend,
+        extra_env: Vec<(&'static str, String)>,
+    ) -> anyhow::Result<Self> {
+        Self::build(backend, None, extra_env).await
+    }
+
+    /// Kills the server with SIGKILL (nothing runs on the way out) and starts it again on
+    /// the same data and settings.
+    pub async fn kill_and_restart(&mut self) -> anyhow::Result<()> {
+        self.server.signal("KILL").await?;
+        self.restarts += 1;
+        self.server = Server::start_full(
+            self.dir.path(),
+            Some(&self.dir.path().join("providers.yaml")),
+            Some(ADMIN_KEY),
+            &format!("server-{}.log", self.restarts),
+            &self.backend_env,
+            &self.extra_env,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn build(
+        backend: Backend,
+        strict: Option<StrictOptions>,
+        extra_env: Vec<(&'static str, String)>,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let provider = Provider::start(dir.path()).await?;
         let providers_file = dir.path().join("providers.yaml");
@@ -276,12 +331,13 @@ impl World {
                 (Some(side), env)
             }
         };
-        let server = Server::start_with(
+        let server = Server::start_full(
             dir.path(),
             Some(&providers_file),
             Some(ADMIN_KEY),
             "server.log",
             &env,
+            &extra_env,
         )
         .await?;
         let http = browser_client();
@@ -306,6 +362,9 @@ impl World {
             http,
             bot_key,
             aws,
+            backend_env: env,
+            extra_env,
+            restarts: 0,
         };
         let mut integrations = INTEGRATIONS.to_owned();
         if let Some(options) = strict {
