@@ -78,10 +78,9 @@ impl Dispatcher {
         if let Some(hook) = &self.webhook {
             destinations.push((Destination::Webhook, hook));
         }
-        for (destination, publisher) in destinations {
-            if q.done.contains(&destination) {
-                continue;
-            }
+        destinations.retain(|(d, _)| !q.done.contains(d));
+        let last = destinations.len().saturating_sub(1);
+        for (i, (destination, publisher)) in destinations.into_iter().enumerate() {
             if let Err(e) = publisher.publish(std::slice::from_ref(&q.event)).await {
                 let attempts = q.attempts + 1;
                 let wait = backoff_secs(attempts);
@@ -92,7 +91,10 @@ impl Dispatcher {
                 }
                 return self.queue.failed(event_id, attempts, now + wait).await;
             }
-            self.queue.delivered_to(event_id, destination).await?;
+            // The last destination needs no note: the event leaves the outbox.
+            if i < last {
+                self.queue.delivered_to(event_id, destination).await?;
+            }
         }
         tracing::debug!(%event_id, "event delivered");
         self.queue.finished(event_id).await
