@@ -71,6 +71,7 @@ async fn main() {
         owner: Owner::User(UserId::parse("u-1").unwrap()),
         expires_at: now + 600,
         created_at: now,
+        integration: None,
     };
     store.put_link(&link).await.unwrap();
     let link_key = link.link_id.key();

@@ -63,6 +63,7 @@ async fn claimed_link(store: &Arc<dyn Store>, b: &BotId, claimant: &str) -> Stri
         owner: user("u-1"),
         expires_at: 2_000,
         created_at: 1_000,
+        integration: None,
     };
     store.put_link(&link).await.unwrap();
     let key = link.link_id.key();
@@ -179,7 +180,22 @@ pub async fn store_links_and_flows(store: Arc<dyn Store>) {
         owner: user("u-1"),
         expires_at: 2_000,
         created_at: 1_000,
+        integration: Some(Integration {
+            alias: alias("cal"),
+            provider: ProviderName::parse("google").unwrap_or_else(|e| unreachable!("{e}")),
+            scope: vec!["email".into()],
+            context: Context::User,
+            confirm: crate::domain::integrations::Confirm::Code,
+        }),
     };
+    let app = serde_json::from_value::<ProviderAppInput>(serde_json::json!({"client_id": "id-1"}))
+        .unwrap()
+        .resolve(
+            &ProviderName::parse("google").unwrap_or_else(|e| unreachable!("{e}")),
+            None,
+            crate::domain::network::OutboundPolicy::default(),
+        )
+        .unwrap();
     store.put_link(&link).await.unwrap();
     assert_eq!(store.link(&link.link_id).await.unwrap(), Some(link.clone()));
     let flow = |n: u32| Flow {
@@ -197,6 +213,8 @@ pub async fn store_links_and_flows(store: Arc<dyn Store>) {
         redirect_uri: "https://svc.example/oauth/callback/google".into(),
         expires_at: 1_600,
         created_at: 1_000,
+        app: Some(app.clone()),
+        sealed_client_secret: Some(Sealed::from_stored("sealed-client-secret".into())),
     };
 
     // A link starts at most `max_flows` flows; a refused start writes nothing.

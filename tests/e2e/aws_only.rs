@@ -74,6 +74,17 @@ async fn aws_requests_per_operation() -> anyhow::Result<()> {
         "{connect:?}"
     );
     assert_eq!(connect.get("TrentService.Decrypt"), None, "{connect:?}");
+    // Each step reads each record once: the link minted (integrations, provider app), the
+    // start (link, provider app), the callback (nothing: the flow comes back from its
+    // delete, and carries the app it started with).
+    let reads = connect
+        .get("DynamoDB_20120810.GetItem")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        reads <= 4,
+        "{reads} GetItem for a new connection: {connect:?}"
+    );
     // One event, put on the bus by the relay from the stream.
     assert_eq!(connect.get("AWSEvents.PutEvents"), Some(&1), "{connect:?}");
     assert!(!connect.keys().any(|k| k.ends_with(".Scan")), "{connect:?}");

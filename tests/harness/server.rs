@@ -555,6 +555,7 @@ impl World {
                 owner: shared::domain::token::Owner::User(user.clone()),
                 expires_at: i64::MAX / 2,
                 created_at: 0,
+                integration: None,
             };
             store.put_link(&link).await?;
             let key = link.link_id.key();

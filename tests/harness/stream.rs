@@ -13,8 +13,8 @@ pub struct StreamPump {
     endpoint: String,
     stream_arn: String,
     filter: Value,
-    /// Where the next read of the shard starts.
-    iterator: Option<String>,
+    /// The last record read; the next read starts after it.
+    last_sequence: Option<String>,
     /// Read and matched, not yet relayed.
     pending: Vec<Value>,
 }
@@ -40,7 +40,7 @@ impl StreamPump {
             endpoint: moto.endpoint.clone(),
             stream_arn: String::new(),
             filter: serde_json::from_str(pattern)?,
-            iterator: None,
+            last_sequence: None,
             pending: Vec::new(),
         };
         let table = pump
@@ -78,44 +78,52 @@ impl StreamPump {
         Ok(body)
     }
 
-    /// Reads what the stream has gained, keeping the records the filter lets through.
+    /// Reads what the stream has gained, keeping the records the filter lets through. A fresh
+    /// iterator each time: moto restores a table whose transaction was cancelled from a copy,
+    /// and an iterator taken before would still show the cancelled writes, which a real
+    /// stream never carries.
     async fn read(&mut self) -> anyhow::Result<()> {
-        let iterator = match self.iterator.take() {
-            Some(i) => i,
-            None => {
-                let stream = self
-                    .call(
-                        "DynamoDBStreams_20120810.DescribeStream",
-                        json!({"StreamArn": self.stream_arn}),
-                    )
-                    .await?;
-                let shard = stream["StreamDescription"]["Shards"][0]["ShardId"]
-                    .as_str()
-                    .context("the stream has no shard")?
-                    .to_owned();
-                let it = self
-                    .call(
-                        "DynamoDBStreams_20120810.GetShardIterator",
-                        json!({"StreamArn": self.stream_arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"}),
-                    )
-                    .await?;
-                it["ShardIterator"]
-                    .as_str()
-                    .context("no shard iterator")?
-                    .to_owned()
+        let stream = self
+            .call(
+                "DynamoDBStreams_20120810.DescribeStream",
+                json!({"StreamArn": self.stream_arn}),
+            )
+            .await?;
+        let shard = stream["StreamDescription"]["Shards"][0]["ShardId"]
+            .as_str()
+            .context("the stream has no shard")?
+            .to_owned();
+        let mut request = json!({"StreamArn": self.stream_arn, "ShardId": shard});
+        match &self.last_sequence {
+            Some(seq) => {
+                request["ShardIteratorType"] = json!("AFTER_SEQUENCE_NUMBER");
+                request["SequenceNumber"] = json!(seq);
             }
-        };
+            None => request["ShardIteratorType"] = json!("TRIM_HORIZON"),
+        }
+        let it = self
+            .call("DynamoDBStreams_20120810.GetShardIterator", request)
+            .await?;
+        let iterator = it["ShardIterator"]
+            .as_str()
+            .context("no shard iterator")?
+            .to_owned();
         let got = self
             .call(
                 "DynamoDBStreams_20120810.GetRecords",
                 json!({"ShardIterator": iterator}),
             )
             .await?;
-        self.iterator = got["NextShardIterator"].as_str().map(str::to_owned);
+        let records = got["Records"].as_array().cloned().unwrap_or_default();
+        if let Some(last) = records.last() {
+            self.last_sequence = last["dynamodb"]["SequenceNumber"]
+                .as_str()
+                .map(str::to_owned);
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs_f64();
-        for mut record in got["Records"].as_array().cloned().unwrap_or_default() {
+        for mut record in records {
             if !matches(&self.filter, &record) {
                 continue;
             }

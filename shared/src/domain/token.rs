@@ -1,8 +1,8 @@
 //! Stored tokens: clear metadata the store can index, and the sealed secrets.
 
 use super::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
-use super::integrations::{Confirm, Context};
-use super::providers::UserInfo;
+use super::integrations::{Confirm, Context, Integration};
+use super::providers::{ProviderApp, UserInfo};
 use crate::crypto::Sealed;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -132,6 +132,21 @@ impl Drop for TokenSecrets {
     }
 }
 
+/// The credentials of [`TokenSecrets`] alone, read from the same sealed JSON without building
+/// the profile beside them (`info`, `raw_info`, `other`): what the access-token path needs.
+#[derive(Deserialize)]
+pub struct Credentials {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+}
+
+impl Drop for Credentials {
+    fn drop(&mut self) {
+        self.access_token.zeroize();
+        self.refresh_token.zeroize();
+    }
+}
+
 /// A minted `oauth_link`: who may connect what, until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
@@ -141,6 +156,9 @@ pub struct Link {
     pub owner: Owner,
     pub expires_at: i64,
     pub created_at: i64,
+    /// The integration as it was when the link was minted, so that starting the flow reads
+    /// nothing else; `None` for links stored before links kept it.
+    pub integration: Option<Integration>,
 }
 
 /// One authorization in progress, keyed by the hash of its `state`.
@@ -169,6 +187,11 @@ pub struct Flow {
     pub redirect_uri: String,
     pub expires_at: i64,
     pub created_at: i64,
+    /// The provider app the authorization request was made with, and its client secret as
+    /// stored (sealed): the code is exchanged by the same app, and the callback reads nothing
+    /// else. `None` for flows stored before flows kept it.
+    pub app: Option<ProviderApp>,
+    pub sealed_client_secret: Option<Sealed>,
 }
 
 /// A sign-in that succeeded and waits for the chat user to type its code back in the chat

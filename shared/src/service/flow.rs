@@ -126,10 +126,13 @@ impl Service {
         if link.expires_at <= self.clock.unix() {
             return Err(FlowError::ExpiredLink);
         }
-        let integration = self
-            .integration(&link.bot_id, &link.alias)
-            .await?
-            .ok_or(FlowError::NotConfigured)?;
+        let integration = match &link.integration {
+            Some(i) => i.clone(),
+            None => self
+                .integration(&link.bot_id, &link.alias)
+                .await?
+                .ok_or(FlowError::NotConfigured)?,
+        };
         self.begin_flow(&link, &integration, browser).await
     }
 
@@ -189,6 +192,8 @@ impl Service {
             redirect_uri,
             expires_at: now + FLOW_TTL_SECS,
             created_at: now,
+            app: Some(app.clone()),
+            sealed_client_secret: sealed,
         };
         if !self
             .store
@@ -218,10 +223,17 @@ impl Service {
                 .await;
             return Err(FlowError::BrowserMismatch);
         }
-        let client = self
-            .registered_app(&flow.provider)
-            .await?
-            .ok_or(FlowError::NotConfigured)?;
+        // The app the authorization request was made with (older flows: as registered now).
+        let client = match flow.app.clone() {
+            Some(app) => {
+                self.open_app(app, flow.sealed_client_secret.as_ref())
+                    .await?
+            }
+            None => self
+                .registered_app(&flow.provider)
+                .await?
+                .ok_or(FlowError::NotConfigured)?,
+        };
         check_iss(&client.app, params.iss.as_deref()).inspect_err(|_| {
             tracing::warn!(bot_id = %flow.bot_id, provider = %flow.provider, "callback 'iss' is missing or not the provider's issuer");
         })?;
@@ -474,19 +486,14 @@ impl Service {
         spend: Spend<'_>,
     ) -> Result<Option<crate::domain::ids::TokenId>, ServiceError> {
         let now = self.clock.unix();
-        let existing = self
-            .store
-            .token_id_for(new.bot_id, new.owner, new.alias)
-            .await?;
-        // A reconnect: the credentials it replaces, to revoke once the new ones are stored.
-        let replaced = match &existing {
-            Some(id) => self.store.token(new.bot_id, id).await?,
-            None => None,
-        };
         let new_uid = secrets.uid.clone();
-        let mut token_id = existing.unwrap_or_else(crate::domain::ids::TokenId::generate);
-        // Two flows for the same alias and owner may finish together: the loser connects onto
-        // the winner's id, so the owner keeps one token id.
+        // Written as a new token first: the store says when the owner has one for this alias
+        // already (a reconnect), and the connection goes onto that id, replacing the
+        // credentials it read here, which are revoked afterwards when the account changed.
+        // Two flows for the same alias and owner may finish together: the loser connects
+        // onto the winner's id, so the owner keeps one token id.
+        let mut token_id = crate::domain::ids::TokenId::generate();
+        let mut replaced: Option<TokenRecord> = None;
         for _ in 0..3 {
             let record = TokenRecord {
                 bot_id: new.bot_id.clone(),
@@ -515,7 +522,10 @@ impl Service {
                     }
                     return Ok(Some(token_id));
                 }
-                SaveOutcome::Taken(other) => token_id = other,
+                SaveOutcome::Taken(other) => {
+                    replaced = self.store.token(new.bot_id, &other).await?;
+                    token_id = other;
+                }
                 SaveOutcome::Spent => return Ok(None),
             }
         }

@@ -134,6 +134,7 @@ impl Service {
             owner,
             expires_at: now + LINK_TTL_SECS,
             created_at: now,
+            integration: Some(integration.clone()),
         };
         self.store.put_link(&link).await?;
         tracing::info!(bot_id = %bot, %alias, "oauth link minted");

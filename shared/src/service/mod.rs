@@ -120,15 +120,24 @@ impl Service {
             return Ok(None);
         };
         let app = self.ready(app, sealed.as_ref()).await?;
+        Ok(Some(self.open_app(app, sealed.as_ref()).await?))
+    }
+
+    /// An app with its client secret opened.
+    async fn open_app(
+        &self,
+        app: crate::domain::providers::ProviderApp,
+        sealed: Option<&crate::crypto::Sealed>,
+    ) -> Result<RegisteredApp, ServiceError> {
         let secret = match sealed {
             Some(s) => {
-                let plain = self.sealer.open(&s, client_secret_ctx(name)).await?;
+                let plain = self.sealer.open(s, client_secret_ctx(&app.name)).await?;
                 let text = String::from_utf8(plain.to_vec()).map_err(|_| SealError::Malformed)?;
                 Some(SecretString::from(text))
             }
             None => None,
         };
-        Ok(Some(RegisteredApp { app, secret }))
+        Ok(RegisteredApp { app, secret })
     }
 
     async fn integration(
@@ -142,6 +151,18 @@ impl Service {
             .await?
             .into_iter()
             .find(|i| &i.alias == alias))
+    }
+
+    /// The credentials alone, for the paths that answer an access token.
+    async fn open_credentials(
+        &self,
+        record: &TokenRecord,
+    ) -> Result<crate::domain::token::Credentials, ServiceError> {
+        let plain = self
+            .sealer
+            .open(&record.sealed, token_ctx(&record.bot_id, &record.token_id))
+            .await?;
+        serde_json::from_slice(&plain).map_err(ServiceError::Decode)
     }
 
     async fn open_secrets(&self, record: &TokenRecord) -> Result<TokenSecrets, ServiceError> {

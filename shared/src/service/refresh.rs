@@ -85,8 +85,11 @@ impl Service {
         if current.refresh_due(now) {
             return Ok(None);
         }
-        let s = self.open_secrets(&current).await?;
-        Ok(Some(AccessTokenView::valid(&s, current.expires_at)))
+        let c = self.open_credentials(&current).await?;
+        Ok(Some(AccessTokenView::valid(
+            &c.access_token,
+            current.expires_at,
+        )))
     }
 
     /// Holding the lease: re-reads the token (another holder may have refreshed it) and
@@ -103,8 +106,11 @@ impl Service {
             Ok(Some(f)) if f.status == TokenStatus::Revoked => {
                 Ok(Attempt::Done(AccessTokenView::revoked()))
             }
-            Ok(Some(f)) if !f.refresh_due(now) => match self.open_secrets(&f).await {
-                Ok(s) => Ok(Attempt::Done(AccessTokenView::valid(&s, f.expires_at))),
+            Ok(Some(f)) if !f.refresh_due(now) => match self.open_credentials(&f).await {
+                Ok(s) => Ok(Attempt::Done(AccessTokenView::valid(
+                    &s.access_token,
+                    f.expires_at,
+                ))),
                 Err(e) => Err(e),
             },
             // The commit releases the lease, won or lost.
@@ -186,7 +192,7 @@ impl Service {
         let Some(refresh_token) = secrets.refresh_token.clone().map(SecretString::from) else {
             let now = self.clock.unix();
             return Ok(Err(AccessTokenView::without_refresh(
-                &secrets,
+                &secrets.access_token,
                 record.expires_at,
                 now,
             )));
@@ -271,7 +277,7 @@ impl Service {
         }
         tracing::info!(bot_id = %next.bot_id, token_id = %next.token_id, "token refreshed");
         Ok(Attempt::Done(AccessTokenView::valid(
-            &secrets,
+            &secrets.access_token,
             next.expires_at,
         )))
     }

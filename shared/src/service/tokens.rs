@@ -25,23 +25,23 @@ pub struct AccessTokenView {
 }
 
 impl AccessTokenView {
-    pub(super) fn valid(s: &TokenSecrets, expires_at: Option<i64>) -> Self {
+    pub(super) fn valid(access_token: &str, expires_at: Option<i64>) -> Self {
         Self {
-            access_token: Some(s.access_token.clone()),
+            access_token: Some(access_token.to_owned()),
             expires_at,
             status: "valid",
         }
     }
 
     /// A token that cannot be refreshed stays usable until it actually expires.
-    pub(super) fn without_refresh(s: &TokenSecrets, expires_at: Option<i64>, now: i64) -> Self {
+    pub(super) fn without_refresh(access_token: &str, expires_at: Option<i64>, now: i64) -> Self {
         match expires_at {
             Some(at) if at <= now => Self {
                 access_token: None,
                 expires_at,
                 status: "expired",
             },
-            _ => Self::valid(s, expires_at),
+            _ => Self::valid(access_token, expires_at),
         }
     }
 
@@ -173,19 +173,22 @@ impl Service {
         if record.status == TokenStatus::Revoked {
             return Ok(AccessTokenView::revoked());
         }
-        let secrets = self.open_secrets(&record).await?;
+        let credentials = self.open_credentials(&record).await?;
         let now = self.clock.unix();
         if !record.refresh_due(now) {
-            return Ok(AccessTokenView::valid(&secrets, record.expires_at));
+            return Ok(AccessTokenView::valid(
+                &credentials.access_token,
+                record.expires_at,
+            ));
         }
-        if secrets.refresh_token.is_none() {
+        if credentials.refresh_token.is_none() {
             return Ok(AccessTokenView::without_refresh(
-                &secrets,
+                &credentials.access_token,
                 record.expires_at,
                 now,
             ));
         }
-        drop(secrets);
+        drop(credentials);
         self.refresh(record).await
     }
 

@@ -7,6 +7,16 @@ fn pending_prefix(user: &UserId) -> String {
     format!("PENDING#{}#", URL_SAFE_NO_PAD.encode(user.as_str()))
 }
 
+/// A JSON string attribute, `None` when absent.
+fn json_attribute<T: serde::de::DeserializeOwned>(
+    item: &Item,
+    name: &str,
+) -> Result<Option<T>, StoreError> {
+    opt_s(item, name)
+        .map(|text| serde_json::from_str(&text).map_err(|_| corrupt(name)))
+        .transpose()
+}
+
 /// The key of a waiting sign-in: by user for `confirm: code`, by flow for `confirm: redirect`.
 pub(super) fn key_of_pending(p: &PendingConnection) -> Item {
     match p.confirm {
@@ -54,6 +64,12 @@ impl FlowStore for DynamoStore {
         item.insert("expires_at".into(), n(link.expires_at));
         item.insert("created_at".into(), n(link.created_at));
         item.insert(TTL.into(), n(link.expires_at));
+        if let Some(i) = &link.integration {
+            item.insert(
+                "integration".into(),
+                s(serde_json::to_string(i).map_err(unavailable)?),
+            );
+        }
         self.put(item).await
     }
 
@@ -72,6 +88,7 @@ impl FlowStore for DynamoStore {
             owner: owner_of(&item)?,
             expires_at: get_n(&item, "expires_at")?,
             created_at: get_n(&item, "created_at")?,
+            integration: json_attribute(&item, "integration")?,
         }))
     }
 
@@ -141,6 +158,15 @@ impl FlowStore for DynamoStore {
         item.insert("expires_at".into(), n(f.expires_at));
         item.insert("created_at".into(), n(f.created_at));
         item.insert(TTL.into(), n(f.expires_at));
+        if let Some(app) = &f.app {
+            item.insert(
+                "app".into(),
+                s(serde_json::to_string(app).map_err(unavailable)?),
+            );
+        }
+        if let Some(secret) = &f.sealed_client_secret {
+            item.insert("sealed_client_secret".into(), s(secret.as_str()));
+        }
         self.put(item).await.map(|()| true)
     }
 
@@ -179,6 +205,8 @@ impl FlowStore for DynamoStore {
             redirect_uri: get_s(&item, "redirect_uri")?.to_owned(),
             expires_at: get_n(&item, "expires_at")?,
             created_at: get_n(&item, "created_at")?,
+            app: json_attribute(&item, "app")?,
+            sealed_client_secret: opt_s(&item, "sealed_client_secret").map(Sealed::from_stored),
         }))
     }
 

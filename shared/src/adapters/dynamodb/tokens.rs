@@ -76,29 +76,41 @@ impl TokenStore for DynamoStore {
 
     async fn save_connected(&self, c: &Connection<'_>) -> Result<SaveOutcome, StoreError> {
         let t = c.record;
-        // The owner index decides between replacing and inserting; a transaction that meets
-        // a concurrent connect, delete or transaction reads it again.
+        // A new connection is written without reading first: the token and its owner index
+        // on condition that neither exists. When the index exists (a reconnect, or a
+        // concurrent connect), it is read, and the credentials replace that token's.
+        let mut holder: Option<Option<TokenId>> = None;
         let mut backoff = std::time::Duration::from_millis(20);
         for _ in 0..SAVE_ATTEMPTS {
             let mut items = vec![self.spend_item(&t.bot_id, c.spend)?];
-            match self.token_id_for(&t.bot_id, &t.owner, &t.alias).await? {
-                Some(existing) if existing != t.token_id => {
-                    return Ok(SaveOutcome::Taken(existing))
+            let inserting = match &holder {
+                Some(Some(existing)) if existing != &t.token_id => {
+                    return Ok(SaveOutcome::Taken(existing.clone()))
                 }
-                Some(_) => items.push(self.replace_item(t)?),
-                None => items.extend(self.insert_items(t)?),
-            }
+                Some(Some(_)) => {
+                    items.push(self.replace_item(t)?);
+                    false
+                }
+                Some(None) | None => {
+                    items.extend(self.insert_items(t)?);
+                    true
+                }
+            };
             items.extend(self.outbox_puts(c.events)?);
-            match self.transact(items).await? {
+            let codes = match self.transact(items).await? {
                 Ok(()) => return Ok(SaveOutcome::Saved),
-                Err(codes) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => {
-                    return Ok(SaveOutcome::Spent)
-                }
-                Err(_) => {
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                }
+                Err(codes) => codes,
+            };
+            let failed = |i: usize| codes.get(i).is_some_and(|c| c == "ConditionalCheckFailed");
+            if failed(0) {
+                return Ok(SaveOutcome::Spent);
             }
+            if !(inserting && failed(1)) {
+                // A conflicting transaction, or the token vanished under a replace.
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+            holder = Some(self.token_id_for(&t.bot_id, &t.owner, &t.alias).await?);
         }
         Err(StoreError::Unavailable(
             "the token kept changing while it was saved".into(),
@@ -249,8 +261,8 @@ impl TokenStore for DynamoStore {
     }
 }
 
-/// How many times a connection reads the owner index and tries its transaction again.
-const SAVE_ATTEMPTS: usize = 4;
+/// How many transactions a connection tries, reading the owner index between them.
+const SAVE_ATTEMPTS: usize = 5;
 
 impl DynamoStore {
     /// Replaces the credentials of an existing token; clears its lease and unsettled mark.

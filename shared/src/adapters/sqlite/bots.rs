@@ -30,7 +30,7 @@ impl BotStore for SqliteStore {
 
     async fn bot_key_hash(&self, bot: &BotId) -> Result<Option<String>, StoreError> {
         let bot = bot.to_string();
-        self.run(move |c| {
+        self.read(move |c| {
             c.query_row("SELECT key_hash FROM bots WHERE bot_id = ?1", [bot], |r| {
                 r.get(0)
             })
@@ -53,7 +53,7 @@ impl BotStore for SqliteStore {
 
     async fn confirm_url(&self, bot: &BotId) -> Result<Option<String>, StoreError> {
         let bot = bot.to_string();
-        self.run(move |c| {
+        self.read(move |c| {
             c.query_row(
                 "SELECT confirm_url FROM bots WHERE bot_id = ?1",
                 [bot],
@@ -82,7 +82,7 @@ impl BotStore for SqliteStore {
     async fn integrations(&self, bot: &BotId) -> Result<Vec<Integration>, StoreError> {
         let bot = bot.to_string();
         let body: Option<String> = self
-            .run(move |c| {
+            .read(move |c| {
                 c.query_row(
                     "SELECT body FROM integrations WHERE bot_id = ?1",
                     [bot],
@@ -125,7 +125,7 @@ impl ProviderStore for SqliteStore {
     ) -> Result<Option<(ProviderApp, Option<Sealed>)>, StoreError> {
         let name = name.to_string();
         let row: Option<(String, Option<Sealed>)> = self
-            .run(move |c| {
+            .read(move |c| {
                 c.query_row(
                     "SELECT app, sealed_secret FROM providers WHERE name = ?1",
                     [name],
@@ -144,7 +144,7 @@ impl ProviderStore for SqliteStore {
 
     async fn providers(&self) -> Result<Vec<ProviderApp>, StoreError> {
         let rows: Vec<String> = self
-            .run(|c| {
+            .read(|c| {
                 let mut stmt = c.prepare("SELECT app FROM providers ORDER BY name")?;
                 let rows = stmt.query_map([], |r| r.get(0))?;
                 rows.collect()

@@ -3,7 +3,18 @@
 use super::*;
 use crate::domain::integrations::Confirm;
 
-const FLOW_COLUMNS: &str = "state_hash, link_key, bot_id, alias, provider, user_id, sealed_verifier, redirect_uri, expires_at, created_at, scopes, nonce_hash, browser_hash, confirm";
+const FLOW_COLUMNS: &str = "state_hash, link_key, bot_id, alias, provider, user_id, sealed_verifier, redirect_uri, expires_at, created_at, scopes, nonce_hash, browser_hash, confirm, app, sealed_client_secret";
+
+/// A JSON column, `None` when NULL.
+fn json_column<T: serde::de::DeserializeOwned>(
+    r: &Row<'_>,
+    i: usize,
+    what: &str,
+) -> rusqlite::Result<Option<T>> {
+    r.get::<_, Option<String>>(i)?
+        .map(|text| serde_json::from_str(&text).map_err(|_| corrupt(what)))
+        .transpose()
+}
 
 const PENDING_COLUMNS: &str = "pending_id, bot_id, user_id, alias, provider, code_hash, attempts, sealed, token_expires_at, expires_at, created_at, confirm";
 
@@ -57,6 +68,8 @@ fn flow_from(r: &Row<'_>) -> rusqlite::Result<Flow> {
         nonce_hash: r.get(11)?,
         browser_hash: r.get(12)?,
         confirm: confirm_from(&r.get::<_, String>(13)?)?,
+        app: json_column(r, 14, "app")?,
+        sealed_client_secret: r.get(15)?,
     })
 }
 
@@ -64,12 +77,18 @@ fn flow_from(r: &Row<'_>) -> rusqlite::Result<Flow> {
 impl FlowStore for SqliteStore {
     async fn put_link(&self, link: &Link) -> Result<(), StoreError> {
         let l = link.clone();
-        self.run(move |c| {
+        let integration = l
+            .integration
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(unavailable)?;
+        self.write(Durability::Ephemeral, move |c| {
             let tx = c.transaction()?;
             tx.execute("DELETE FROM links WHERE expires_at < ?1", [l.created_at])?;
             tx.execute(
-                "INSERT INTO links (link_key, bot_id, alias, user_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![l.link_id.key(), l.bot_id.as_str(), l.alias.as_str(), l.owner.user_id().map(UserId::as_str), l.expires_at, l.created_at],
+                "INSERT INTO links (link_key, bot_id, alias, user_id, expires_at, created_at, integration) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![l.link_id.key(), l.bot_id.as_str(), l.alias.as_str(), l.owner.user_id().map(UserId::as_str), l.expires_at, l.created_at, integration],
             )?;
             tx.commit()
         })
@@ -78,9 +97,9 @@ impl FlowStore for SqliteStore {
 
     async fn link(&self, id: &LinkId) -> Result<Option<Link>, StoreError> {
         let id = id.clone();
-        self.run(move |c| {
+        self.read(move |c| {
             c.query_row(
-                "SELECT bot_id, alias, user_id, expires_at, created_at FROM links WHERE link_key = ?1",
+                "SELECT bot_id, alias, user_id, expires_at, created_at, integration FROM links WHERE link_key = ?1",
                 [id.key()],
                 |r| {
                     Ok(Link {
@@ -90,6 +109,7 @@ impl FlowStore for SqliteStore {
                         owner: owner_from(r.get(2)?)?,
                         expires_at: r.get(3)?,
                         created_at: r.get(4)?,
+                        integration: json_column(r, 5, "integration")?,
                     })
                 },
             )
@@ -107,7 +127,7 @@ impl FlowStore for SqliteStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         let (bot, key, claimant) = (bot.to_string(), link_key.to_owned(), claimant.to_owned());
-        self.run(move |c| {
+        self.write(Durability::Ephemeral, move |c| {
             c.execute(
                 "UPDATE links SET claimed_by = ?3, claimed_until = ?4
                  WHERE link_key = ?1 AND bot_id = ?2 AND (claimed_until IS NULL OR claimed_until <= ?5)",
@@ -126,7 +146,13 @@ impl FlowStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let (key, f) = (link.key(), flow.clone());
         let scopes = serde_json::to_string(&f.scopes).map_err(unavailable)?;
-        self.run(move |c| {
+        let app = f
+            .app
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(unavailable)?;
+        self.write(Durability::Ephemeral, move |c| {
             let tx = c.transaction()?;
             let counted = tx.execute(
                 "UPDATE links SET flows_started = flows_started + 1 WHERE link_key = ?1 AND flows_started < ?2",
@@ -137,10 +163,10 @@ impl FlowStore for SqliteStore {
             }
             tx.execute("DELETE FROM flows WHERE expires_at < ?1", [f.created_at])?;
             tx.execute(
-                &format!("INSERT INTO flows ({FLOW_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+                &format!("INSERT INTO flows ({FLOW_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
                 params![f.state_hash, f.link_key, f.bot_id.as_str(), f.alias.as_str(), f.provider.as_str(),
                         f.owner.user_id().map(UserId::as_str), f.sealed_verifier, f.redirect_uri, f.expires_at, f.created_at,
-                        scopes, f.nonce_hash, f.browser_hash, confirm_text(f.confirm)],
+                        scopes, f.nonce_hash, f.browser_hash, confirm_text(f.confirm), app, f.sealed_client_secret],
             )?;
             tx.commit().map(|_| true)
         })
@@ -149,7 +175,7 @@ impl FlowStore for SqliteStore {
 
     async fn take_flow(&self, bot: &BotId, state_hash: &str) -> Result<Option<Flow>, StoreError> {
         let (bot, h) = (bot.to_string(), state_hash.to_owned());
-        self.run(move |c| {
+        self.write(Durability::Ephemeral, move |c| {
             c.query_row(
                 &format!(
                     "DELETE FROM flows WHERE state_hash = ?1 AND bot_id = ?2 RETURNING {FLOW_COLUMNS}"
@@ -164,7 +190,7 @@ impl FlowStore for SqliteStore {
 
     async fn put_connect_session(&self, s: &ConnectSession) -> Result<(), StoreError> {
         let s = s.clone();
-        self.run(move |c| {
+        self.write(Durability::Ephemeral, move |c| {
             c.execute(
                 "INSERT INTO connect_sessions (session_key, bot_id, expires_at) VALUES (?1, ?2, ?3)",
                 params![s.session_id.key(), s.bot_id.as_str(), s.expires_at],
@@ -176,7 +202,7 @@ impl FlowStore for SqliteStore {
 
     async fn connect_session(&self, id: &LinkId) -> Result<Option<ConnectSession>, StoreError> {
         let id = id.clone();
-        self.run(move |c| {
+        self.read(move |c| {
             c.query_row(
                 "SELECT bot_id, expires_at FROM connect_sessions WHERE session_key = ?1",
                 [id.key()],
@@ -227,7 +253,7 @@ impl FlowStore for SqliteStore {
         user: &UserId,
     ) -> Result<Vec<PendingConnection>, StoreError> {
         let (bot, user) = (bot.to_string(), user.to_string());
-        self.run(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {PENDING_COLUMNS} FROM pending_connections WHERE bot_id = ?1 AND user_id = ?2 AND confirm = 'code' ORDER BY created_at"
             ))?;
@@ -264,7 +290,7 @@ impl FlowStore for SqliteStore {
         flow_hash: &str,
     ) -> Result<Option<PendingConnection>, StoreError> {
         let (bot, h) = (bot.to_string(), flow_hash.to_owned());
-        self.run(move |c| {
+        self.read(move |c| {
             c.query_row(
                 &format!(
                     "SELECT {PENDING_COLUMNS} FROM pending_connections WHERE bot_id = ?1 AND code_hash = ?2 AND confirm = 'redirect'"

@@ -1,5 +1,12 @@
-//! The embedded store: one SQLite file, schema migrations by `user_version`, one transaction
-//! per state change. Blocking SQLite calls run on tokio's blocking pool.
+//! The embedded store: one SQLite file in WAL mode, schema migrations by `user_version`, one
+//! transaction per state change. One writer connection and a few reader connections (WAL
+//! lets readers run beside the writer); blocking SQLite calls run on tokio's blocking pool.
+//!
+//! Each write says what its record is worth ([`Durability`]): tokens, bots, apps and events
+//! are synced to disk before the write returns (`synchronous = FULL`); links, flows and
+//! connect sessions, which live minutes and are recreated by asking again, are not
+//! (`synchronous = NORMAL`: safe against a crash of the process, and synced with the next
+//! durable write or checkpoint; a power loss may lose the last few).
 
 use crate::crypto::Sealed;
 use crate::domain::events::{Event, OutboxEvent};
@@ -184,14 +191,41 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox(due_at);
 "#,
+    r#"
+-- A link keeps the integration it was minted for, a flow the provider app (and its sealed
+-- client secret) it was started with, so that each step of a sign-in reads one record.
+ALTER TABLE links ADD COLUMN integration TEXT;
+ALTER TABLE flows ADD COLUMN app TEXT;
+ALTER TABLE flows ADD COLUMN sealed_client_secret TEXT;
+"#,
 ];
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    writer: Arc<Mutex<Writer>>,
+    /// Empty for an in-memory database, whose reads go to the writer.
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: Arc<std::sync::atomic::AtomicUsize>,
     /// Woken when events were written, so the dispatcher delivers them at once.
     outbox_written: Arc<tokio::sync::Notify>,
 }
+
+/// What a write is worth keeping through a power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Synced before the write returns.
+    Durable,
+    /// Minutes-lived records: synced with the next durable write.
+    Ephemeral,
+}
+
+struct Writer {
+    conn: Connection,
+    synchronous: Durability,
+}
+
+/// Reader connections: enough for the blocking pool to serve the API's reads side by side.
+const READERS: usize = 4;
 
 fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Unavailable(Box::new(e))
@@ -218,10 +252,49 @@ fn parse<T, E>(f: impl FnOnce(&str) -> Result<T, E>, raw: &str, what: &str) -> r
     f(raw).map_err(|_| corrupt(what))
 }
 
+/// A SQLite error as the ports name it: what may pass is "unavailable", the rest "corrupt".
+fn store_error(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::InvalidColumnType(_, what, _) => {
+            StoreError::Corrupt(format!("unexpected value in column {what}"))
+        }
+        // What may pass: a lock held too long, a full disk, an I/O error.
+        rusqlite::Error::SqliteFailure(ref f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::OutOfMemory
+            ) =>
+        {
+            unavailable(e)
+        }
+        // A database that does not look as this version wrote it.
+        other => StoreError::Corrupt(format!("the database failed: {other}")),
+    }
+}
+
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(unavailable)?;
-        Self::init(conn)
+        let mut store = Self::init(conn)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(unavailable)?;
+            r.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(unavailable)?;
+            readers.push(Mutex::new(r));
+        }
+        store.readers = Arc::new(readers);
+        Ok(store)
     }
 
     pub fn in_memory() -> Result<Self, StoreError> {
@@ -237,7 +310,12 @@ impl SqliteStore {
         .map_err(unavailable)?;
         migrate(&mut conn).map_err(unavailable)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(Mutex::new(Writer {
+                conn,
+                synchronous: Durability::Durable,
+            })),
+            readers: Arc::new(Vec::new()),
+            next_reader: Arc::default(),
             outbox_written: Arc::new(tokio::sync::Notify::new()),
         })
     }
@@ -252,37 +330,63 @@ impl SqliteStore {
         self.outbox_written.notify_one();
     }
 
+    /// A durable write (or a read that must see the writer's own state).
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
+        self.write(Durability::Durable, f).await
+    }
+
+    async fn write<T, F>(&self, durability: Durability, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let writer = Arc::clone(&self.writer);
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn
+            let mut guard = writer
                 .lock()
                 .map_err(|_| StoreError::Corrupt("the connection lock was poisoned".into()))?;
-            f(&mut guard).map_err(|e| match e {
-                rusqlite::Error::InvalidColumnType(_, what, _) => {
-                    StoreError::Corrupt(format!("unexpected value in column {what}"))
-                }
-                // What may pass: a lock held too long, a full disk, an I/O error.
-                rusqlite::Error::SqliteFailure(ref f, _)
-                    if matches!(
-                        f.code,
-                        rusqlite::ErrorCode::DatabaseBusy
-                            | rusqlite::ErrorCode::DatabaseLocked
-                            | rusqlite::ErrorCode::DiskFull
-                            | rusqlite::ErrorCode::SystemIoFailure
-                            | rusqlite::ErrorCode::CannotOpen
-                            | rusqlite::ErrorCode::OutOfMemory
-                    ) =>
-                {
-                    unavailable(e)
-                }
-                // A database that does not look as this version wrote it.
-                other => StoreError::Corrupt(format!("the database failed: {other}")),
-            })
+            let w = &mut *guard;
+            if w.synchronous != durability {
+                let level = match durability {
+                    Durability::Durable => "FULL",
+                    Durability::Ephemeral => "NORMAL",
+                };
+                w.conn
+                    .pragma_update(None, "synchronous", level)
+                    .map_err(store_error)?;
+                w.synchronous = durability;
+            }
+            f(&mut w.conn).map_err(store_error)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    /// A read on one of the reader connections (the writer's for an in-memory database).
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        if self.readers.is_empty() {
+            return self.run(move |c| f(c)).await;
+        }
+        let readers = Arc::clone(&self.readers);
+        let start = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
+            let n = readers.len();
+            // A free reader if there is one, else wait for the next in turn.
+            let guard = (0..n)
+                .find_map(|i| readers[(start + i) % n].try_lock().ok())
+                .map_or_else(|| readers[start % n].lock(), Ok)
+                .map_err(|_| StoreError::Corrupt("the connection lock was poisoned".into()))?;
+            f(&guard).map_err(store_error)
         })
         .await
         .map_err(unavailable)?

@@ -39,7 +39,7 @@ impl OutboxStore for SqliteStore {
 
     async fn undelivered(&self, event_id: &str) -> Result<bool, StoreError> {
         let id = event_id.to_owned();
-        self.run(move |c| {
+        self.read(move |c| {
             c.query_row("SELECT 1 FROM outbox WHERE event_id = ?1", [id], |_| Ok(()))
                 .optional()
                 .map(|found| found.is_some())
@@ -51,7 +51,7 @@ impl OutboxStore for SqliteStore {
 #[async_trait]
 impl OutboxQueue for SqliteStore {
     async fn claim_due(&self, now: i64, until: i64, limit: u32) -> Result<Vec<Queued>, StoreError> {
-        self.run(move |c| {
+        self.write(Durability::Ephemeral, move |c| {
             let mut stmt = c.prepare(
                 "UPDATE outbox SET claimed_until = ?2
                  WHERE seq IN (SELECT seq FROM outbox
@@ -99,12 +99,15 @@ impl OutboxQueue for SqliteStore {
             Destination::File => "UPDATE outbox SET file_done = 1 WHERE event_id = ?1",
             Destination::Webhook => "UPDATE outbox SET webhook_done = 1 WHERE event_id = ?1",
         };
-        self.run(move |c| c.execute(sql, [id]).map(|_| ())).await
+        self.write(Durability::Ephemeral, move |c| {
+            c.execute(sql, [id]).map(|_| ())
+        })
+        .await
     }
 
     async fn finished(&self, event_id: &str) -> Result<(), StoreError> {
         let id = event_id.to_owned();
-        self.run(move |c| {
+        self.write(Durability::Ephemeral, move |c| {
             c.execute("DELETE FROM outbox WHERE event_id = ?1", [id])
                 .map(|_| ())
         })
@@ -113,7 +116,7 @@ impl OutboxQueue for SqliteStore {
 
     async fn failed(&self, event_id: &str, attempts: u32, retry_at: i64) -> Result<(), StoreError> {
         let id = event_id.to_owned();
-        self.run(move |c| {
+        self.write(Durability::Ephemeral, move |c| {
             c.execute(
                 "UPDATE outbox SET attempts = ?2, due_at = ?3, claimed_until = NULL WHERE event_id = ?1",
                 params![id, attempts, retry_at],

@@ -5,6 +5,11 @@ use super::*;
 const TOKEN_COLUMNS: &str =
     "bot_id, token_id, alias, provider, user_id, status, expires_at, sealed, version, created_at, updated_at, refresh_unsettled";
 
+/// The warm path's one read, prepared once per connection.
+static TOKEN_BY_ID: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE bot_id = ?1 AND token_id = ?2")
+});
+
 fn token_from(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
     Ok(TokenRecord {
         bot_id: parse(BotId::parse, &r.get::<_, String>(0)?, "bot_id")?,
@@ -26,13 +31,10 @@ fn token_from(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
 impl TokenStore for SqliteStore {
     async fn token(&self, bot: &BotId, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
         let (bot, id) = (bot.to_string(), id.to_string());
-        self.run(move |c| {
-            c.query_row(
-                &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE bot_id = ?1 AND token_id = ?2"),
-                [bot, id],
-                token_from,
-            )
-            .optional()
+        self.read(move |c| {
+            c.prepare_cached(&TOKEN_BY_ID)?
+                .query_row([bot, id], token_from)
+                .optional()
         })
         .await
     }
@@ -48,7 +50,7 @@ impl TokenStore for SqliteStore {
             owner_key(owner).to_owned(),
             alias.to_string(),
         );
-        self.run(move |c| {
+        self.read(move |c| {
             let id: Option<String> = c
                 .query_row(
                     "SELECT token_id FROM tokens WHERE bot_id = ?1 AND user_id = ?2 AND alias = ?3",
@@ -68,7 +70,7 @@ impl TokenStore for SqliteStore {
         owner: &Owner,
     ) -> Result<BTreeMap<Alias, TokenId>, StoreError> {
         let (bot, user) = (bot.to_string(), owner_key(owner).to_owned());
-        self.run(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(
                 "SELECT alias, token_id FROM tokens WHERE bot_id = ?1 AND user_id = ?2 ORDER BY alias",
             )?;

@@ -407,6 +407,7 @@ async fn claimed_link(s: &Setup, owner: &Owner) -> String {
         owner: owner.clone(),
         expires_at: i64::MAX / 2,
         created_at: 0,
+        integration: None,
     };
     s.counts.store.put_link(&link).await.unwrap();
     let key = link.link_id.key();
