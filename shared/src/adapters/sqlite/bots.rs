@@ -126,12 +126,9 @@ impl ProviderStore for SqliteStore {
         let name = name.to_string();
         let row: Option<(String, Option<Sealed>)> = self
             .read(move |c| {
-                c.query_row(
-                    "SELECT app, sealed_secret FROM providers WHERE name = ?1",
-                    [name],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
+                c.prepare_cached("SELECT app, sealed_secret FROM providers WHERE name = ?1")?
+                    .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
             })
             .await?;
         row.map(|(app, secret)| {

@@ -5,6 +5,10 @@ use crate::domain::integrations::Confirm;
 
 const FLOW_COLUMNS: &str = "state_hash, link_key, bot_id, alias, provider, user_id, sealed_verifier, redirect_uri, expires_at, created_at, scopes, nonce_hash, browser_hash, confirm, app, sealed_client_secret";
 
+static INSERT_FLOW: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("INSERT INTO flows ({FLOW_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)")
+});
+
 /// A JSON column, `None` when NULL.
 fn json_column<T: serde::de::DeserializeOwned>(
     r: &Row<'_>,
@@ -98,8 +102,10 @@ impl FlowStore for SqliteStore {
     async fn link(&self, id: &LinkId) -> Result<Option<Link>, StoreError> {
         let id = id.clone();
         self.read(move |c| {
-            c.query_row(
+            c.prepare_cached(
                 "SELECT bot_id, alias, user_id, expires_at, created_at, integration FROM links WHERE link_key = ?1",
+            )?
+            .query_row(
                 [id.key()],
                 |r| {
                     Ok(Link {
@@ -154,16 +160,17 @@ impl FlowStore for SqliteStore {
             .map_err(unavailable)?;
         self.write(Durability::Ephemeral, move |c| {
             let tx = c.transaction()?;
-            let counted = tx.execute(
-                "UPDATE links SET flows_started = flows_started + 1 WHERE link_key = ?1 AND flows_started < ?2",
-                params![key, max_flows],
-            )?;
+            let counted = tx
+                .prepare_cached(
+                    "UPDATE links SET flows_started = flows_started + 1 WHERE link_key = ?1 AND flows_started < ?2",
+                )?
+                .execute(params![key, max_flows])?;
             if counted == 0 {
                 return Ok(false);
             }
-            tx.execute("DELETE FROM flows WHERE expires_at < ?1", [f.created_at])?;
-            tx.execute(
-                &format!("INSERT INTO flows ({FLOW_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
+            tx.prepare_cached("DELETE FROM flows WHERE expires_at < ?1")?
+                .execute([f.created_at])?;
+            tx.prepare_cached(&INSERT_FLOW)?.execute(
                 params![f.state_hash, f.link_key, f.bot_id.as_str(), f.alias.as_str(), f.provider.as_str(),
                         f.owner.user_id().map(UserId::as_str), f.sealed_verifier, f.redirect_uri, f.expires_at, f.created_at,
                         scopes, f.nonce_hash, f.browser_hash, confirm_text(f.confirm), app, f.sealed_client_secret],

@@ -344,23 +344,14 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
+        // On the blocking pool: even a write that does not wait for the disk may run a WAL
+        // checkpoint, which does.
         let writer = Arc::clone(&self.writer);
         tokio::task::spawn_blocking(move || {
             let mut guard = writer
                 .lock()
                 .map_err(|_| StoreError::Corrupt("the connection lock was poisoned".into()))?;
-            let w = &mut *guard;
-            if w.synchronous != durability {
-                let level = match durability {
-                    Durability::Durable => "FULL",
-                    Durability::Ephemeral => "NORMAL",
-                };
-                w.conn
-                    .pragma_update(None, "synchronous", level)
-                    .map_err(store_error)?;
-                w.synchronous = durability;
-            }
-            f(&mut w.conn).map_err(store_error)
+            write_with(&mut guard, durability, f)
         })
         .await
         .map_err(unavailable)?
@@ -398,6 +389,25 @@ impl SqliteStore {
         .await
         .map_err(unavailable)?
     }
+}
+
+/// Runs `f` on the writer at the sync level `durability` asks for.
+fn write_with<T>(
+    w: &mut Writer,
+    durability: Durability,
+    f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+) -> Result<T, StoreError> {
+    if w.synchronous != durability {
+        let level = match durability {
+            Durability::Durable => "FULL",
+            Durability::Ephemeral => "NORMAL",
+        };
+        w.conn
+            .pragma_update(None, "synchronous", level)
+            .map_err(store_error)?;
+        w.synchronous = durability;
+    }
+    f(&mut w.conn).map_err(store_error)
 }
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
