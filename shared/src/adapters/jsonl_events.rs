@@ -174,7 +174,7 @@ mod tests {
     type Seen = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
 
     /// A receiver that answers `503` to the first `refuse` requests and records the rest.
-    pub(crate) async fn receiver(refuse: usize) -> (url::Url, Seen) {
+    async fn receiver(refuse: usize) -> (url::Url, Seen) {
         let seen: Seen = Arc::default();
         let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let app = {

@@ -275,20 +275,9 @@ impl FlowStore for SqliteStore {
         p: &PendingConnection,
         events: &[Event],
     ) -> Result<bool, StoreError> {
-        let (p, events) = (p.clone(), outbox_rows(events));
-        let dropped = self
-            .run(move |c| {
-                let tx = c.transaction()?;
-                if !spend_pending(&tx, &p)? {
-                    return Ok(false);
-                }
-                insert_events(&tx, &events)?;
-                tx.commit()?;
-                Ok(true)
-            })
-            .await?;
-        self.signal_outbox();
-        Ok(dropped)
+        let p = p.clone();
+        self.change_with_events(events, move |tx| spend_pending(tx, &p))
+            .await
     }
 
     async fn pending_by_flow(

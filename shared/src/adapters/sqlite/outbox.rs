@@ -23,17 +23,40 @@ pub(crate) fn insert_events(
     Ok(())
 }
 
+impl SqliteStore {
+    /// Runs `change` in one durable transaction and, when it applied (`true`), writes
+    /// `events` in the same transaction and wakes the dispatcher; `false` writes nothing.
+    pub(super) async fn change_with_events<F>(
+        &self,
+        events: &[Event],
+        change: F,
+    ) -> Result<bool, StoreError>
+    where
+        F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<bool> + Send + 'static,
+    {
+        let events = outbox_rows(events);
+        let applied = self
+            .run(move |c| {
+                let tx = c.transaction()?;
+                if !change(&tx)? {
+                    return Ok(false);
+                }
+                insert_events(&tx, &events)?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await?;
+        if applied {
+            self.signal_outbox();
+        }
+        Ok(applied)
+    }
+}
+
 #[async_trait]
 impl OutboxStore for SqliteStore {
     async fn record_events(&self, events: &[Event]) -> Result<(), StoreError> {
-        let events = outbox_rows(events);
-        self.run(move |c| {
-            let tx = c.transaction()?;
-            insert_events(&tx, &events)?;
-            tx.commit()
-        })
-        .await?;
-        self.signal_outbox();
+        self.change_with_events(events, |_| Ok(true)).await?;
         Ok(())
     }
 

@@ -151,26 +151,15 @@ impl TokenStore for SqliteStore {
         record: &TokenRecord,
         events: &[Event],
     ) -> Result<bool, StoreError> {
-        let (t, events) = (record.clone(), outbox_rows(events));
-        let deleted = self
-            .run(move |c| {
-                let tx = c.transaction()?;
-                let n = tx.execute(
-                    "DELETE FROM tokens WHERE bot_id = ?1 AND token_id = ?2 AND version = ?3",
-                    params![t.bot_id.as_str(), t.token_id.as_str(), t.version],
-                )?;
-                if n == 0 {
-                    return Ok(false);
-                }
-                insert_events(&tx, &events)?;
-                tx.commit()?;
-                Ok(true)
-            })
-            .await?;
-        if deleted {
-            self.signal_outbox();
-        }
-        Ok(deleted)
+        let t = record.clone();
+        self.change_with_events(events, move |tx| {
+            tx.execute(
+                "DELETE FROM tokens WHERE bot_id = ?1 AND token_id = ?2 AND version = ?3",
+                params![t.bot_id.as_str(), t.token_id.as_str(), t.version],
+            )
+            .map(|n| n == 1)
+        })
+        .await
     }
 
     async fn acquire_lease(
@@ -201,29 +190,18 @@ impl TokenStore for SqliteStore {
         holder: &str,
         events: &[Event],
     ) -> Result<bool, StoreError> {
-        let (t, holder, events) = (t.clone(), holder.to_owned(), outbox_rows(events));
-        let committed = self
-            .run(move |c| {
-                let tx = c.transaction()?;
-                let n = tx.execute(
-                    "UPDATE tokens SET status = ?3, expires_at = ?4, sealed = ?5, version = version + 1,
-                            lease_holder = NULL, lease_until = NULL, refresh_unsettled = NULL, updated_at = ?6
-                     WHERE bot_id = ?1 AND token_id = ?2 AND version = ?7 AND lease_holder = ?8",
-                    params![t.bot_id.as_str(), t.token_id.as_str(), t.status.as_str(), t.expires_at, t.sealed,
-                            t.updated_at, expected_version, holder],
-                )?;
-                if n == 0 {
-                    return Ok(false);
-                }
-                insert_events(&tx, &events)?;
-                tx.commit()?;
-                Ok(true)
-            })
-            .await?;
-        if committed {
-            self.signal_outbox();
-        }
-        Ok(committed)
+        let (t, holder) = (t.clone(), holder.to_owned());
+        self.change_with_events(events, move |tx| {
+            tx.execute(
+                "UPDATE tokens SET status = ?3, expires_at = ?4, sealed = ?5, version = version + 1,
+                        lease_holder = NULL, lease_until = NULL, refresh_unsettled = NULL, updated_at = ?6
+                 WHERE bot_id = ?1 AND token_id = ?2 AND version = ?7 AND lease_holder = ?8",
+                params![t.bot_id.as_str(), t.token_id.as_str(), t.status.as_str(), t.expires_at, t.sealed,
+                        t.updated_at, expected_version, holder],
+            )
+            .map(|n| n == 1)
+        })
+        .await
     }
 
     async fn release_lease(

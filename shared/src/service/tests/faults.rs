@@ -25,6 +25,28 @@ async fn lapse_claim(s: &Setup, link: &LinkId) {
         .unwrap());
 }
 
+/// Starts a flow from `link` and ends it with `code`, in the flow's browser.
+async fn sign_in(
+    s: &Setup,
+    link: &LinkId,
+    code: &str,
+) -> Result<crate::service::Connected, FlowError> {
+    let state = start_from(s, link).await;
+    s.service
+        .callback("acme_idp", callback_with(&state, code), Some(&browser()))
+        .await
+}
+
+/// What a callback that failed at its end leaves: no token, no event, the link unspent.
+async fn assert_kept_nothing(s: &Setup, link: &LinkId) {
+    assert!(tokens(s).await.is_empty());
+    assert!(events(s).await.is_empty());
+    assert!(
+        s.counts.store.link(link).await.unwrap().is_some(),
+        "the link is not spent"
+    );
+}
+
 /// Store down when the callback ends: the caller sees 503, nothing is kept (no token, no
 /// event), and the same link connects once the store is back.
 #[tokio::test]
@@ -36,16 +58,8 @@ async fn connect_store_down_at_the_end_keeps_nothing_and_the_link_works_again() 
     );
     let s = setup_with(provider.clone()).await;
     let link = minted_link(&s).await;
-    let state = start_from(&s, &link).await;
     s.counts.fail("save_connected", 1);
-    let result = s
-        .service
-        .callback(
-            "acme_idp",
-            callback_with(&state, "code-1"),
-            Some(&browser()),
-        )
-        .await;
+    let result = sign_in(&s, &link, "code-1").await;
     assert!(
         matches!(
             result,
@@ -55,23 +69,10 @@ async fn connect_store_down_at_the_end_keeps_nothing_and_the_link_works_again() 
         ),
         "{result:?}"
     );
-    assert!(tokens(&s).await.is_empty());
-    assert!(events(&s).await.is_empty());
-    assert!(
-        s.counts.store.link(&link).await.unwrap().is_some(),
-        "the link is not spent"
-    );
+    assert_kept_nothing(&s, &link).await;
 
     lapse_claim(&s, &link).await;
-    let state = start_from(&s, &link).await;
-    s.service
-        .callback(
-            "acme_idp",
-            callback_with(&state, "code-2"),
-            Some(&browser()),
-        )
-        .await
-        .unwrap();
+    sign_in(&s, &link, "code-2").await.unwrap();
     assert_eq!(tokens(&s).await.len(), 1);
     assert_eq!(detail_types(&s).await, vec!["token:acme_idp"]);
     assert_eq!(s.counts.store.link(&link).await.unwrap(), None);
@@ -84,16 +85,8 @@ async fn connect_key_service_down_keeps_nothing() {
         Arc::new(Scripted::default().answer(Ok(granted("at-1", Some("rt-1"), Some(3600)))));
     let s = setup_with(provider.clone()).await;
     let link = minted_link(&s).await;
-    let state = start_from(&s, &link).await;
     s.counts.failing_seals.store(1, SeqCst);
-    let result = s
-        .service
-        .callback(
-            "acme_idp",
-            callback_with(&state, "code-1"),
-            Some(&browser()),
-        )
-        .await;
+    let result = sign_in(&s, &link, "code-1").await;
     assert!(
         matches!(
             result,
@@ -103,9 +96,7 @@ async fn connect_key_service_down_keeps_nothing() {
         ),
         "{result:?}"
     );
-    assert!(tokens(&s).await.is_empty());
-    assert!(events(&s).await.is_empty());
-    assert!(s.counts.store.link(&link).await.unwrap().is_some());
+    assert_kept_nothing(&s, &link).await;
 }
 
 /// A failure reported after the flow was used up: its event is written on its own, and a
@@ -177,7 +168,7 @@ async fn a_revocation_the_store_could_not_write_is_written_once_later() {
     let s = setup_with(provider.clone()).await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let id = stored_token(&s, Some(now - 5), Some("rt-1")).await;
-    s.counts.failing_commits.store(1, SeqCst);
+    s.counts.fail("commit_refresh", 1);
     let failed = s.service.access_token(&s.bot, &id).await;
     assert!(matches!(failed, Err(ServiceError::Store(_))), "{failed:?}");
     let record = s.counts.store.token(&s.bot, &id).await.unwrap().unwrap();

@@ -30,8 +30,6 @@ struct Counting {
     sealer: LocalKeySealer,
     store_calls: AtomicUsize,
     opens: AtomicUsize,
-    /// Refresh commits still to fail as if the store were unreachable.
-    failing_commits: AtomicUsize,
     /// Seals still to fail as if the key service were unreachable.
     failing_seals: AtomicUsize,
     /// Store calls, by method name, still to fail.
@@ -42,6 +40,11 @@ impl Counting {
     /// Fails the next `times` calls of the store method `op`.
     fn fail(&self, op: &'static str, times: usize) {
         self.failing.lock().unwrap().insert(op, times);
+    }
+
+    /// Injected failures of `op` not used up yet.
+    fn still_failing(&self, op: &'static str) -> usize {
+        self.failing.lock().unwrap().get(op).copied().unwrap_or(0)
     }
 
     fn injected(&self, op: &'static str) -> bool {
@@ -220,16 +223,6 @@ impl TokenStore for CountingStore {
         h: &str,
         e: &[Event],
     ) -> Result<bool, StoreError> {
-        let failing = &self.0.failing_commits;
-        if failing
-            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            self.0.store_calls.fetch_add(1, SeqCst);
-            return Err(StoreError::Unavailable(
-                "store unreachable (injected)".into(),
-            ));
-        }
         counted!(self.commit_refresh(r, v, h, e))
     }
     async fn release_lease(
@@ -306,7 +299,6 @@ async fn setup_with(provider: Arc<dyn ProviderClient>) -> Setup {
         sealer: LocalKeySealer::open_or_create(&dir.path().join("key")).unwrap(),
         store_calls: AtomicUsize::new(0),
         opens: AtomicUsize::new(0),
-        failing_commits: AtomicUsize::new(0),
         failing_seals: AtomicUsize::new(0),
         failing: Mutex::default(),
     });

@@ -1139,7 +1139,7 @@ async fn a_refresh_survives_a_store_that_fails_for_a_moment_after_the_provider_a
     let s = setup_with(provider.clone()).await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let id = stored_token(&s, Some(now - 5), Some("rt-1")).await;
-    s.counts.failing_commits.store(3, SeqCst);
+    s.counts.fail("commit_refresh", 3);
 
     let view = s.service.access_token(&s.bot, &id).await.unwrap();
     assert_eq!(
@@ -1147,7 +1147,7 @@ async fn a_refresh_survives_a_store_that_fails_for_a_moment_after_the_provider_a
         ("valid", Some("at-2"))
     );
     assert_eq!(provider.calls(), vec!["refresh rt-1"]);
-    assert_eq!(s.counts.failing_commits.load(SeqCst), 0);
+    assert_eq!(s.counts.still_failing("commit_refresh"), 0);
     let full = s.service.full_token(&s.bot, &id).await.unwrap();
     assert_eq!(full.credentials.refresh_token.as_deref(), Some("rt-2"));
 }
