@@ -4,6 +4,7 @@
 //! `client_id`, `client_secret` and `issuer` only: PKCE and the client authentication are the
 //! service's defaults. The client secret holds `+ / = : % &` and a space.
 
+use e2e::faults::Fault;
 use e2e::{Backend, Browser, StrictOptions, World, STRICT_PROVIDER};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -331,5 +332,75 @@ pub async fn a_reconnect_revokes_the_replaced_grant_of_another_account_only(
     let grace_at = access_token(&w, &first).await?;
     assert_eq!(p.userinfo_status(&grace_at).await?, 200);
     assert_eq!(p.count("grant.error", &json!({})), 0, "{:?}", p.trouble());
+    Ok(())
+}
+
+/// The strict provider rotates the refresh token, and the answer is lost on the way back (a
+/// proxy in front of its token endpoint answers 502 after the provider acted): the bot gets
+/// 503, the next refresh presents the rotated token, oidc-provider's reuse detection refuses
+/// it and revokes the grant (its own records say so), and the service revokes the token with
+/// `reason: "refresh_outcome_unknown"`.
+pub async fn a_lost_refresh_answer_at_a_rotating_provider_is_reported_as_ours(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let w = world(backend, 8).await?;
+    let p = w.strict()?;
+    // The strict app again, its token endpoint behind the fault proxy; discovery, ID tokens
+    // and `iss` stay the provider's own.
+    let discovery: Value = e2e::client()
+        .get(format!(
+            "{}/.well-known/openid-configuration",
+            p.issuer.trim_end_matches('/')
+        ))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token_endpoint = url::Url::parse(discovery["token_endpoint"].as_str().unwrap_or_default())?;
+    let origin = token_endpoint.origin().ascii_serialization();
+    let proxy = e2e::faults::FaultProxy::start(&origin).await?;
+    let resp = w
+        .http
+        .put(w.url(&format!("/v1/admin/providers/{STRICT_PROVIDER}")))
+        .bearer_auth(e2e::ADMIN_KEY)
+        .json(&json!({
+            "client_id": p.client_id,
+            "client_secret": p.client_secret,
+            "issuer": p.issuer,
+            "token_url": format!("{}{}", proxy.url, token_endpoint.path()),
+        }))
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status() == 200, "re-register: {}", resp.text().await?);
+
+    let token_id = w.connect_strict("u-1").await?;
+    let (_, expires_at) = stored(&w, &token_id).await?;
+    sleep_until_due(expires_at, 8).await?;
+    proxy.fail_times(token_endpoint.path(), Fault::LoseAnswer, 1);
+    let path = format!("/tokens/{token_id}/access-token");
+    let (status, body) = w.bot_json(Method::GET, &path).await?;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(proxy.applied(), 1);
+    let refreshes = p.records_of("grant.success", &json!({"grant_type": "refresh_token"}));
+    assert_eq!(
+        refreshes.len(),
+        1,
+        "the provider did refresh: {refreshes:?}"
+    );
+    assert_eq!(refreshes[0]["rotated"], true);
+
+    let (status, view) = w.bot_json(Method::GET, &path).await?;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["status"], "revoked");
+    assert!(
+        !reuse_records(&p.records()).is_empty(),
+        "the provider saw the rotated token again: {:?}",
+        p.trouble()
+    );
+    let revoked = w
+        .events_of(&format!("token_revoked:{STRICT_PROVIDER}"))
+        .await?;
+    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    assert_eq!(revoked[0]["detail"]["reason"], "refresh_outcome_unknown");
     Ok(())
 }
