@@ -53,6 +53,7 @@ impl Moto {
 
     pub async fn sdk(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(shared::adapters::aws_http::sdk_http_client())
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new(REGION))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

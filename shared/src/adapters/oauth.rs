@@ -59,7 +59,8 @@ pub enum HttpError {
 
 #[derive(Clone)]
 pub struct ProviderHttp {
-    client: reqwest::Client,
+    /// Built on first use: a function that never calls a provider never loads its roots.
+    client: std::sync::OnceLock<reqwest::Client>,
     policy: OutboundPolicy,
 }
 
@@ -167,7 +168,31 @@ impl ProviderHttp {
     /// `client` should come from [`http_client`] with the same `policy`, which checks
     /// resolved names; the policy here checks URLs that name an address directly.
     pub fn new(client: reqwest::Client, policy: OutboundPolicy) -> Self {
-        Self { client, policy }
+        Self {
+            client: client.into(),
+            policy,
+        }
+    }
+
+    /// Builds its [`http_client`] on the first provider call.
+    pub fn lazy(policy: OutboundPolicy) -> Self {
+        Self {
+            client: std::sync::OnceLock::new(),
+            policy,
+        }
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, HttpError> {
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
+        let built = http_client(self.policy).map_err(|e| HttpError::Request(e.without_url()))?;
+        Ok(self.client.get_or_init(|| built))
+    }
+
+    fn http_or_config(&self) -> Result<&reqwest::Client, ProviderError> {
+        self.http()
+            .map_err(|_| ProviderError::Config("the HTTP client could not be built".into()))
     }
 
     fn permitted(&self, url: &str) -> bool {
@@ -187,7 +212,7 @@ impl ProviderHttp {
             return Err(HttpError::Refused);
         }
         let resp = self
-            .client
+            .http()?
             .request(parts.method, parts.uri.to_string())
             .headers(parts.headers)
             .body(body)
@@ -345,7 +370,7 @@ impl ProviderClient for ProviderHttp {
         if !self.permitted(url) {
             return Err(Self::refused(url));
         }
-        let mut req = self.client.post(url);
+        let mut req = self.http_or_config()?.post(url);
         match (app.client_auth_in_body, secret) {
             (true, Some(s)) => {
                 form.push(("client_id", &app.client_id));
@@ -392,7 +417,7 @@ impl ProviderClient for ProviderHttp {
             return Err(Self::refused(url));
         }
         let resp = self
-            .client
+            .http_or_config()?
             .get(url)
             .bearer_auth(access_token.expose_secret())
             .header(reqwest::header::ACCEPT, "application/json")
@@ -431,7 +456,7 @@ impl ProviderClient for ProviderHttp {
             return Err(Self::refused(&url));
         }
         let resp = self
-            .client
+            .http_or_config()?
             .get(&url)
             .header(reqwest::header::ACCEPT, "application/json")
             .send()

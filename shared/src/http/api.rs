@@ -374,6 +374,44 @@ fn token_map(m: BTreeMap<Alias, TokenId>) -> TokenMap {
     }
 }
 
+/// The `/v1` routes as the functions serve them, without building their OpenAPI document
+/// (which [`router`] builds from the same handlers, for `/openapi.json` and the tests; a test
+/// holds the two to the same operations).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post, put};
+    axum::Router::new()
+        .route("/v1/admin/bots", post(create_bot))
+        .route("/v1/admin/bots/{bot_id}/api-key", post(rotate_bot_key))
+        .route("/v1/admin/bots/{bot_id}", put(put_bot_settings))
+        .route("/v1/admin/providers/{name}", put(put_provider))
+        .route("/v1/admin/providers", get(list_providers))
+        .route(
+            "/v1/bots/{bot_id}/integrations",
+            put(put_integrations).get(get_integrations),
+        )
+        .route("/v1/bots/{bot_id}/oauth-links", post(create_oauth_link))
+        .route("/v1/bots/{bot_id}/connect-links", post(create_connect_link))
+        .route("/v1/bots/{bot_id}/tokens", get(bot_tokens))
+        .route("/v1/bots/{bot_id}/users/{user_id}/tokens", get(user_tokens))
+        .route(
+            "/v1/bots/{bot_id}/users/{user_id}/confirmations",
+            post(confirm_code),
+        )
+        .route(
+            "/v1/bots/{bot_id}/flows/{flow_id}/confirm",
+            post(confirm_flow),
+        )
+        .route("/v1/bots/{bot_id}/tokens/{token_id}/info", get(token_info))
+        .route(
+            "/v1/bots/{bot_id}/tokens/{token_id}/access-token",
+            get(access_token),
+        )
+        .route(
+            "/v1/bots/{bot_id}/tokens/{token_id}",
+            get(full_token).delete(delete_token),
+        )
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_bot))

@@ -6,7 +6,7 @@ pub mod browser;
 pub mod error;
 pub mod extract;
 pub mod pages;
-#[cfg(test)]
+#[cfg(all(test, feature = "embedded"))]
 mod tests;
 
 use crate::service::Service;
@@ -15,7 +15,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::trace::TraceLayer;
@@ -97,19 +97,27 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_parts().1
 }
 
+/// `/openapi.json`: the document is built on its first request, not at start.
+fn openapi_route() -> axum::routing::MethodRouter<AppState> {
+    static DOC: std::sync::OnceLock<axum::body::Bytes> = std::sync::OnceLock::new();
+    get(|| async {
+        let body = DOC.get_or_init(|| {
+            serde_json::to_vec(&openapi())
+                .map(axum::body::Bytes::from)
+                .unwrap_or_default()
+        });
+        (
+            [(http::header::CONTENT_TYPE, "application/json")],
+            body.clone(),
+        )
+    })
+}
+
 /// The token API function: `/v1`, the connect page, `/openapi.json` and `/healthz`.
 pub fn token_api_router(state: AppState) -> Router {
-    let (api, doc) = api_parts();
-    let doc = Arc::new(doc);
-    let router = api
+    let router = api::routes()
         .merge(browser::connect_router())
-        .route(
-            "/openapi.json",
-            get(move || {
-                let doc = Arc::clone(&doc);
-                async move { Json(doc.as_ref().clone()) }
-            }),
-        )
+        .route("/openapi.json", openapi_route())
         .route("/healthz", get(|| async { "ok" }));
     finish(router, state)
 }
@@ -126,19 +134,11 @@ pub fn callback_router(state: AppState) -> Router {
 
 /// Every route on one port, as the local server serves them.
 pub fn local_router(state: AppState) -> Router {
-    let (api, doc) = api_parts();
-    let doc = Arc::new(doc);
-    let router = api
+    let router = api::routes()
         .merge(browser::connect_router())
         .merge(browser::start_router())
         .merge(browser::callback_router())
-        .route(
-            "/openapi.json",
-            get(move || {
-                let doc = Arc::clone(&doc);
-                async move { Json(doc.as_ref().clone()) }
-            }),
-        )
+        .route("/openapi.json", openapi_route())
         .route("/healthz", get(|| async { "ok" }));
     finish(router, state)
 }

@@ -15,7 +15,7 @@ mod flow;
 mod links;
 mod operator;
 mod refresh;
-#[cfg(test)]
+#[cfg(all(test, feature = "embedded"))]
 mod tests;
 mod tokens;
 

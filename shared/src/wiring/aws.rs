@@ -1,6 +1,7 @@
 //! The AWS backend: DynamoDB, KMS and EventBridge, each SDK client built once.
 
 use super::{assemble, provider_client, WiringError};
+use crate::adapters::aws_http::sdk_http_client;
 use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::eventbridge::EventBridgePublisher;
 use crate::adapters::kms::KmsSealer;
@@ -19,8 +20,9 @@ pub async fn sdk_config(app: &str) -> aws_config::SdkConfig {
         .operation_attempt_timeout(std::time::Duration::from_secs(3))
         .operation_timeout(std::time::Duration::from_secs(8))
         .build();
-    let mut loader =
-        aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts);
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .http_client(sdk_http_client());
     if let Ok(name) = aws_config::AppName::new(app.to_owned()) {
         loader = loader.app_name(name);
     }

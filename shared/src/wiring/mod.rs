@@ -3,9 +3,10 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "embedded")]
 pub mod embedded;
 
-use crate::adapters::oauth::{http_client, ProviderHttp};
+use crate::adapters::oauth::ProviderHttp;
 use crate::config::Config;
 use crate::domain::network::OutboundPolicy;
 use crate::ports::{ProviderClient, Sealer, Store, SystemClock};
@@ -22,17 +23,19 @@ pub enum WiringError {
         #[source]
         source: crate::ports::StoreError,
     },
+    #[cfg(feature = "embedded")]
     #[error(transparent)]
     KeyFile(#[from] crate::adapters::local_key::KeyFileError),
     #[error("this binary was built without the AWS backend (feature \"aws\")")]
     NoAws,
+    #[error("this binary was built without the embedded backend (feature \"embedded\"): set TABLE_NAME and KMS_KEY_ID for AWS")]
+    NoEmbedded,
 }
 
 /// The provider client every backend uses: one HTTP client for all provider calls, held to
 /// the outbound policy.
 pub fn provider_client(policy: OutboundPolicy) -> Result<Arc<dyn ProviderClient>, WiringError> {
-    let client = http_client(policy).map_err(WiringError::Http)?;
-    Ok(Arc::new(ProviderHttp::new(client, policy)))
+    Ok(Arc::new(ProviderHttp::lazy(policy)))
 }
 
 /// The HTTP client for the operator's own webhook, which may well live on a private network.
@@ -66,7 +69,10 @@ pub fn assemble(
 /// The service on the backend `config` names; `app` names the binary to AWS.
 pub async fn service(config: &Config, app: &str) -> Result<Service, WiringError> {
     match &config.backend {
+        #[cfg(feature = "embedded")]
         crate::config::Backend::Embedded { data_dir } => embedded::service(data_dir, config),
+        #[cfg(not(feature = "embedded"))]
+        crate::config::Backend::Embedded { .. } => Err(WiringError::NoEmbedded),
         #[cfg(feature = "aws")]
         crate::config::Backend::Aws(resources) => aws::service(config, resources, app).await,
         #[cfg(not(feature = "aws"))]
