@@ -16,5 +16,6 @@ pub mod kms;
 #[cfg(feature = "embedded")]
 pub mod local_key;
 pub mod oauth;
+pub mod provider_calls;
 #[cfg(feature = "embedded")]
 pub mod sqlite;

@@ -2,6 +2,8 @@
 //! and OpenID Connect discovery, all on the `oauth2` crate over one shared HTTP client that
 //! follows no redirects, has timeouts, and reads bounded bodies.
 
+use super::provider_calls;
+use crate::domain::catalog::TokenShape;
 use crate::domain::network::OutboundPolicy;
 use crate::domain::providers::{Discovery, ProviderApp};
 use crate::ports::{Authorization, GrantedToken, ProviderClient, ProviderError, RegisteredApp};
@@ -116,19 +118,6 @@ async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, HttpError>
     Ok(body)
 }
 
-/// HTTP Basic client authentication as RFC 6749 §2.3.1 defines it: id and secret are
-/// form-encoded before they are joined, which is also what the `oauth2` crate sends on token
-/// and refresh requests, so a secret with `+`, `:` or `%` authenticates the same everywhere.
-fn basic_authorization(client_id: &str, secret: &str) -> String {
-    use base64::Engine;
-    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let joined = zeroize::Zeroizing::new(format!("{}:{}", encode(client_id), encode(secret)));
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(joined.as_bytes())
-    )
-}
-
 fn retry_after(resp: &reqwest::Response) -> Option<u64> {
     resp.headers()
         .get(reqwest::header::RETRY_AFTER)?
@@ -204,48 +193,60 @@ impl ProviderHttp {
         ProviderError::Config("the provider's address is not one the service may reach".into())
     }
 
-    /// Sends one request for the `oauth2` crate. 429 and 5xx become transient errors here,
-    /// so they are never mistaken for a provider's final answer.
+    /// Sends one request for the `oauth2` crate.
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
-        let (parts, body) = request.into_parts();
-        if !self.permitted(&parts.uri.to_string()) {
-            return Err(HttpError::Refused);
-        }
-        let resp = self
-            .http()?
-            .request(parts.method, parts.uri.to_string())
-            .headers(parts.headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| HttpError::Request(e.without_url()))?;
-        let status = resp.status();
-        if status.as_u16() == 429 || status.is_server_error() {
-            return Err(HttpError::Unavailable {
-                status: status.as_u16(),
-                retry_after: retry_after(&resp),
-            });
-        }
-        let headers = resp.headers().clone();
-        let mut body = read_limited(resp).await?;
-        let mut status = status;
-        if status.is_success() {
-            if let Some(error_body) = normalise_error_body(&body) {
-                body = error_body;
-                status = http::StatusCode::BAD_REQUEST;
-            }
-        }
-        let mut out = http::Response::builder().status(status);
-        if let Some(h) = out.headers_mut() {
-            *h = headers;
-            h.insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-        }
-        out.body(body).map_err(|_| HttpError::TooLarge)
+        send(self.http()?, self.policy, request).await
     }
+}
 
+/// Sends one request for the `oauth2` crate. 429 and 5xx become transient errors here, so
+/// they are never mistaken for a provider's final answer.
+async fn send(
+    client: &reqwest::Client,
+    policy: OutboundPolicy,
+    request: HttpRequest,
+) -> Result<HttpResponse, HttpError> {
+    let (parts, body) = request.into_parts();
+    let permitted =
+        url::Url::parse(&parts.uri.to_string()).is_ok_and(|u| policy.check_url(&u).is_ok());
+    if !permitted {
+        return Err(HttpError::Refused);
+    }
+    let resp = client
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| HttpError::Request(e.without_url()))?;
+    let status = resp.status();
+    if status.as_u16() == 429 || status.is_server_error() {
+        return Err(HttpError::Unavailable {
+            status: status.as_u16(),
+            retry_after: retry_after(&resp),
+        });
+    }
+    let headers = resp.headers().clone();
+    let mut body = read_limited(resp).await?;
+    let mut status = status;
+    if status.is_success() {
+        if let Some(error_body) = normalise_error_body(&body) {
+            body = error_body;
+            status = http::StatusCode::BAD_REQUEST;
+        }
+    }
+    let mut out = http::Response::builder().status(status);
+    if let Some(h) = out.headers_mut() {
+        *h = headers;
+        h.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+    }
+    out.body(body).map_err(|_| HttpError::TooLarge)
+}
+
+impl ProviderHttp {
     fn client(
         app: &ProviderApp,
         secret: Option<&SecretString>,
@@ -324,7 +325,10 @@ impl ProviderClient for ProviderHttp {
         if let Some(v) = verifier {
             req = req.set_pkce_verifier(PkceCodeVerifier::new(v.expose_secret().to_owned()));
         }
-        req.request_async(self).await.map(granted).map_err(classify)
+        req.request_async(&self.token_call(app)?)
+            .await
+            .map(granted)
+            .map_err(classify)
     }
 
     #[tracing::instrument(skip_all, fields(provider = %client.app.name))]
@@ -341,7 +345,7 @@ impl ProviderClient for ProviderHttp {
         let rt = RefreshToken::new(refresh_token.expose_secret().to_owned());
         client
             .exchange_refresh_token(&rt)
-            .request_async(self)
+            .request_async(&self.token_call(app)?)
             .await
             .map(granted)
             .map_err(classify)
@@ -361,34 +365,20 @@ impl ProviderClient for ProviderHttp {
         let Some(url) = &app.revocation_url else {
             return Ok(());
         };
-        let (token, hint) = match refresh_token {
-            Some(rt) => (rt, "refresh_token"),
-            None => (access_token, "access_token"),
-        };
-        let mut form: Vec<(&str, &str)> =
-            vec![("token", token.expose_secret()), ("token_type_hint", hint)];
         if !self.permitted(url) {
             return Err(Self::refused(url));
         }
-        let mut req = self.http_or_config()?.post(url);
-        match (app.client_auth_in_body, secret) {
-            (true, Some(s)) => {
-                form.push(("client_id", &app.client_id));
-                form.push(("client_secret", s.expose_secret()));
-            }
-            (false, Some(s)) => {
-                req = req.header(
-                    reqwest::header::AUTHORIZATION,
-                    basic_authorization(&app.client_id, s.expose_secret()),
-                )
-            }
-            (_, None) => form.push(("client_id", &app.client_id)),
-        }
-        let resp = req
-            .form(&form)
-            .send()
-            .await
-            .map_err(|_| ProviderError::Transient { retry_after: None })?;
+        let resp = provider_calls::revocation_request(
+            self.http_or_config()?,
+            app,
+            url,
+            secret,
+            access_token,
+            refresh_token,
+        )
+        .send()
+        .await
+        .map_err(|_| ProviderError::Transient { retry_after: None })?;
         let status = resp.status();
         if status.is_success() {
             Ok(())
@@ -416,14 +406,12 @@ impl ProviderClient for ProviderHttp {
         if !self.permitted(url) {
             return Err(Self::refused(url));
         }
-        let resp = self
-            .http_or_config()?
-            .get(url)
-            .bearer_auth(access_token.expose_secret())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|_| ProviderError::Transient { retry_after: None })?;
+        let spec = app.entry().and_then(|e| e.userinfo.as_ref());
+        let resp =
+            provider_calls::user_info_request(self.http_or_config()?, app, url, spec, access_token)
+                .send()
+                .await
+                .map_err(|_| ProviderError::Transient { retry_after: None })?;
         let status = resp.status();
         if !status.is_success() {
             return Err(ProviderError::Refused {
@@ -479,6 +467,48 @@ impl ProviderClient for ProviderHttp {
             ProviderError::Config(
                 "the discovery document is not OpenID Connect provider metadata".into(),
             )
+        })
+    }
+}
+
+/// A token request for one app: the answer brought to the standard shape before the
+/// `oauth2` crate reads it.
+pub struct TokenCall {
+    client: reqwest::Client,
+    policy: OutboundPolicy,
+    shape: Option<&'static TokenShape>,
+}
+
+impl ProviderHttp {
+    fn token_call(&self, app: &ProviderApp) -> Result<TokenCall, ProviderError> {
+        Ok(TokenCall {
+            client: self.http_or_config()?.clone(),
+            policy: self.policy,
+            shape: app.entry().map(|e| &e.token_response),
+        })
+    }
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for TokenCall {
+    type Error = HttpError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<HttpResponse, HttpError>> + Send + 'c>,
+    >;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let mut resp = send(&self.client, self.policy, request).await?;
+            if resp.status().is_success() {
+                if let Some(body) = provider_calls::reshape_token_answer(resp.body(), self.shape) {
+                    if let Some(error_body) = normalise_error_body(&body) {
+                        *resp.status_mut() = http::StatusCode::BAD_REQUEST;
+                        *resp.body_mut() = error_body;
+                    } else {
+                        *resp.body_mut() = body;
+                    }
+                }
+            }
+            Ok(resp)
         })
     }
 }

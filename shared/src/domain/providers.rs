@@ -5,7 +5,7 @@
 //! override endpoints. A name outside the catalog is a custom provider, which must bring its
 //! own endpoints or an OpenID Connect `issuer` to discover them from.
 
-pub use super::catalog::{catalog_entry, CatalogEntry, UserInfoStyle, CATALOG};
+pub use super::catalog::{catalog, catalog_entry, CatalogEntry};
 pub use super::user_info::{normalize_user_info, UserInfo};
 
 use super::ids::ProviderName;
@@ -56,6 +56,9 @@ pub struct ProviderAppInput {
     /// A URL like `authorize_url`.
     #[schema(max_length = 2048)]
     pub issuer: Option<String>,
+    /// Values of the catalog entry's app parameters (Okta's `domain`, Keycloak's `host` and
+    /// `realm`), each matching the pattern `GET /v1/catalog` shows.
+    pub params: Option<BTreeMap<String, String>>,
 }
 
 /// A registered app with every endpoint resolved. Holds no secret: the client secret is
@@ -74,6 +77,9 @@ pub struct ProviderApp {
     pub authorize_params: BTreeMap<String, String>,
     pub required_scopes: Vec<String>,
     pub tenant: Option<String>,
+    /// The app parameters the endpoints were filled with (defaults included).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
     /// The issuer as the provider's metadata states it: compared byte for byte with `iss`.
     pub issuer: Option<String>,
     /// RFC 9207: the metadata says callbacks carry `iss`, so one without it is refused.
@@ -85,8 +91,6 @@ pub struct ProviderApp {
     /// `false` for a provider of the built-in catalog.
     pub custom: bool,
     pub has_client_secret: bool,
-    #[schema(value_type = String)]
-    pub userinfo_style: UserInfoStyle,
     pub assumed_lifetime_secs: Option<i64>,
     pub client_auth_in_body: bool,
     /// Why the app cannot be used yet (its issuer's discovery document could not be fetched);
@@ -124,10 +128,14 @@ pub enum ProviderConfigError {
     MissingEndpoints(String),
     #[error("{field}: {reason}")]
     BadUrl { field: &'static str, reason: String },
-    #[error("tenant must be 1 to 64 characters of letters, digits, '.', '-'")]
-    Tenant,
-    #[error("tenant only applies to providers whose endpoints name one")]
-    TenantNotApplicable,
+    #[error("params.{0}: not a parameter of this provider's app")]
+    UnknownParam(String),
+    #[error("params.{name}: must match {pattern}")]
+    BadParam { name: String, pattern: String },
+    #[error("params.{0} is required for this provider")]
+    MissingParam(String),
+    #[error("'{0}' is not an OAuth provider: its credentials are entered, not registered")]
+    NotOauth(String),
     #[error("scope_separator must be \" \" or \",\"")]
     ScopeSeparator,
     #[error("authorize_params may not set '{0}': the service sets it")]
@@ -180,6 +188,7 @@ struct Endpoints {
     userinfo_url: Option<String>,
     revocation_url: Option<String>,
     jwks_url: Option<String>,
+    catalog_issuer: Option<String>,
 }
 
 impl ProviderAppInput {
@@ -203,12 +212,15 @@ impl ProviderAppInput {
             }
         }
         let entry = catalog_entry(name.as_str());
-        let tenant = self.tenant(entry)?;
-        let endpoints = self.endpoints(name, entry, discovery, tenant.as_deref(), policy)?;
+        if entry.is_some_and(|e| e.authorize_url.is_none()) {
+            return Err(ProviderConfigError::NotOauth(name.to_string()));
+        }
+        let params = self.app_params(entry)?;
+        let endpoints = self.endpoints(name, entry, discovery, &params, policy)?;
         let scope_separator = match self.scope_separator.as_deref() {
             Some(s @ (" " | ",")) => s.to_owned(),
             Some(_) => return Err(ProviderConfigError::ScopeSeparator),
-            None => entry.map_or(" ", |e| e.scope_separator).to_owned(),
+            None => entry.map_or(" ", |e| e.scope_separator.as_str()).to_owned(),
         };
         // RFC 7636 §5: a server without PKCE ignores the parameters, so PKCE is on unless
         // someone says otherwise; discovery says so only by listing methods without S256.
@@ -231,53 +243,66 @@ impl ProviderAppInput {
                 .or(discovered_pkce)
                 .unwrap_or(true),
             authorize_params: self.authorize_params(entry)?,
-            required_scopes: entry
-                .map(|e| e.required_scopes.iter().map(|s| (*s).to_owned()).collect())
-                .unwrap_or_else(|| {
-                    if oidc {
-                        vec!["openid".to_owned()]
-                    } else {
-                        Vec::new()
-                    }
-                }),
-            tenant,
+            required_scopes: entry.map(|e| e.required_scopes.clone()).unwrap_or_else(|| {
+                if oidc {
+                    vec!["openid".to_owned()]
+                } else {
+                    Vec::new()
+                }
+            }),
+            tenant: params.get("tenant").cloned(),
             issuer: discovery
                 .map(|d| d.issuer.clone())
-                .or_else(|| self.issuer.clone()),
+                .or_else(|| self.issuer.clone())
+                .or(endpoints.catalog_issuer),
             iss_parameter_supported: discovery
                 .is_some_and(|d| d.authorization_response_iss_parameter_supported),
             jwks_url: endpoints.jwks_url,
+            params,
             custom: entry.is_none(),
             has_client_secret: self.client_secret.is_some(),
-            userinfo_style: match entry {
-                Some(e) => e.userinfo_style,
-                None if oidc => UserInfoStyle::OpenidConnect,
-                None => UserInfoStyle::Generic,
-            },
-            assumed_lifetime_secs: entry.and_then(|e| e.assumed_lifetime_secs),
-            client_auth_in_body: entry.is_some_and(|e| e.client_auth_in_body),
+            assumed_lifetime_secs: entry.and_then(|e| e.lifetimes.access_token),
+            client_auth_in_body: entry
+                .is_some_and(|e| e.client_auth == super::catalog::ClientAuth::Body),
             not_ready: None,
             pending_registration: None,
         })
     }
 
-    /// The tenant, for providers whose endpoints name one.
-    fn tenant(&self, entry: Option<&CatalogEntry>) -> Result<Option<String>, ProviderConfigError> {
-        match (&self.tenant, entry.and_then(|e| e.default_tenant)) {
-            (Some(t), Some(_)) => {
-                let ok = !t.is_empty()
-                    && t.len() <= 64
-                    && t.bytes()
-                        .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-');
-                if ok {
-                    Ok(Some(t.clone()))
-                } else {
-                    Err(ProviderConfigError::Tenant)
-                }
-            }
-            (Some(_), None) => Err(ProviderConfigError::TenantNotApplicable),
-            (None, default) => Ok(default.map(str::to_owned)),
+    /// The entry's app parameters: given (`tenant` is short for `params.tenant`) or
+    /// defaulted, each checked against its pattern.
+    fn app_params(
+        &self,
+        entry: Option<&CatalogEntry>,
+    ) -> Result<BTreeMap<String, String>, ProviderConfigError> {
+        use super::catalog::ParamScope;
+        let mut given = self.params.clone().unwrap_or_default();
+        if let Some(t) = &self.tenant {
+            given.insert("tenant".to_owned(), t.clone());
         }
+        let specs = entry.map_or(&[][..], |e| &e.params[..]);
+        if let Some(unknown) = given.keys().find(|k| {
+            !specs
+                .iter()
+                .any(|p| &p.name == *k && p.scope == ParamScope::App)
+        }) {
+            return Err(ProviderConfigError::UnknownParam(unknown.clone()));
+        }
+        let mut out = BTreeMap::new();
+        for spec in specs.iter().filter(|p| p.scope == ParamScope::App) {
+            let Some(value) = given.get(&spec.name).or(spec.default.as_ref()) else {
+                return Err(ProviderConfigError::MissingParam(spec.name.clone()));
+            };
+            let valid = regex_lite::Regex::new(&spec.pattern).is_ok_and(|re| re.is_match(value));
+            if !valid {
+                return Err(ProviderConfigError::BadParam {
+                    name: spec.name.clone(),
+                    pattern: spec.pattern.clone(),
+                });
+            }
+            out.insert(spec.name.clone(), value.clone());
+        }
+        Ok(out)
     }
 
     /// Each endpoint from the registration, else discovery, else the catalog; all checked.
@@ -286,44 +311,53 @@ impl ProviderAppInput {
         name: &ProviderName,
         entry: Option<&CatalogEntry>,
         discovery: Option<&Discovery>,
-        tenant: Option<&str>,
+        params: &BTreeMap<String, String>,
         policy: OutboundPolicy,
     ) -> Result<Endpoints, ProviderConfigError> {
+        let filled = |u: &str| super::catalog::fill(u, &|n| params.get(n).cloned());
         let pick = |given: &Option<String>, discovered: Option<&String>, catalog: Option<&str>| {
-            given.clone().or_else(|| discovered.cloned()).or_else(|| {
-                catalog.map(|u| match tenant {
-                    Some(t) => u.replace("{tenant}", t),
-                    None => u.to_owned(),
-                })
-            })
+            given
+                .clone()
+                .or_else(|| discovered.cloned())
+                .or_else(|| catalog.map(filled))
         };
         let authorize_url = pick(
             &self.authorize_url,
             discovery.map(|d| &d.authorization_endpoint),
-            entry.map(|e| e.authorize_url),
+            entry.and_then(|e| e.authorize_url.as_deref()),
         );
         let token_url = pick(
             &self.token_url,
             discovery.map(|d| &d.token_endpoint),
-            entry.map(|e| e.token_url),
+            entry.and_then(|e| e.token_url.as_deref()),
         );
         let (Some(authorize_url), Some(token_url)) = (authorize_url, token_url) else {
             return Err(ProviderConfigError::MissingEndpoints(name.to_string()));
         };
+        // The catalog's issuer describes the provider's own servers: not an app whose token
+        // endpoint the registration points elsewhere.
+        let openid = entry
+            .and_then(|e| e.openid.as_ref())
+            .filter(|_| self.token_url.is_none());
         let endpoints = Endpoints {
             authorize_url,
             token_url,
             userinfo_url: pick(
                 &self.userinfo_url,
                 discovery.and_then(|d| d.userinfo_endpoint.as_ref()),
-                entry.and_then(|e| e.userinfo_url),
+                entry.and_then(|e| e.userinfo.as_ref().map(|u| u.url.as_str())),
             ),
             revocation_url: pick(
                 &self.revocation_url,
                 discovery.and_then(|d| d.revocation_endpoint.as_ref()),
-                entry.and_then(|e| e.revocation_url),
+                entry.and_then(|e| e.revocation.as_ref().map(|r| r.url())),
             ),
-            jwks_url: pick(&None, discovery.and_then(|d| d.jwks_uri.as_ref()), None),
+            jwks_url: pick(
+                &None,
+                discovery.and_then(|d| d.jwks_uri.as_ref()),
+                openid.map(|o| o.jwks_url.as_str()),
+            ),
+            catalog_issuer: openid.map(|o| filled(&o.issuer)),
         };
         check_endpoint("authorize_url", &endpoints.authorize_url, policy)?;
         check_endpoint("token_url", &endpoints.token_url, policy)?;
@@ -346,12 +380,7 @@ impl ProviderAppInput {
         entry: Option<&CatalogEntry>,
     ) -> Result<BTreeMap<String, String>, ProviderConfigError> {
         let mut params: BTreeMap<String, String> = entry
-            .map(|e| {
-                e.authorize_params
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect()
-            })
+            .map(|e| e.authorize_params.clone())
             .unwrap_or_default();
         for (k, v) in self.authorize_params.iter().flatten() {
             if RESERVED_PARAMS.contains(&k.as_str()) {
@@ -364,6 +393,15 @@ impl ProviderAppInput {
 }
 
 impl ProviderApp {
+    /// Its catalog entry; `None` for a custom provider.
+    pub fn entry(&self) -> Option<&'static CatalogEntry> {
+        if self.custom {
+            None
+        } else {
+            catalog_entry(self.name.as_str())
+        }
+    }
+
     /// An app registered by `issuer` whose discovery document could not be fetched yet.
     pub fn pending(name: &ProviderName, input: &ProviderAppInput, reason: &str) -> Self {
         let entry = catalog_entry(name.as_str());
@@ -379,12 +417,12 @@ impl ProviderApp {
             authorize_params: input.authorize_params.clone().unwrap_or_default(),
             required_scopes: Vec::new(),
             tenant: input.tenant.clone(),
+            params: BTreeMap::new(),
             issuer: input.issuer.clone(),
             iss_parameter_supported: false,
             jwks_url: None,
             custom: entry.is_none(),
             has_client_secret: input.client_secret.is_some(),
-            userinfo_style: UserInfoStyle::OpenidConnect,
             assumed_lifetime_secs: None,
             client_auth_in_body: false,
             not_ready: Some(reason.to_owned()),
@@ -427,6 +465,7 @@ mod tests {
             authorize_params: None,
             tenant: None,
             issuer: None,
+            params: None,
         }
     }
 
@@ -465,15 +504,52 @@ mod tests {
         );
         let mut bad = input("id");
         bad.tenant = Some("../evil".into());
-        assert_eq!(
+        assert!(matches!(
             bad.resolve(&name("microsoft"), None, DEV),
-            Err(ProviderConfigError::Tenant)
-        );
+            Err(ProviderConfigError::BadParam { name, .. }) if name == "tenant"
+        ));
         let mut not_applicable = input("id");
         not_applicable.tenant = Some("x".into());
         assert_eq!(
             not_applicable.resolve(&name("google"), None, DEV),
-            Err(ProviderConfigError::TenantNotApplicable)
+            Err(ProviderConfigError::UnknownParam("tenant".into()))
+        );
+    }
+
+    #[test]
+    fn app_params_fill_the_endpoints_and_are_required() {
+        assert_eq!(
+            input("id").resolve(&name("keycloak"), None, DEV),
+            Err(ProviderConfigError::MissingParam("host".into()))
+        );
+        let mut i = input("id");
+        i.params = Some(
+            [("host", "sso.example.com"), ("realm", "bots")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into(),
+        );
+        let app = i.resolve(&name("keycloak"), None, DEV).unwrap();
+        assert_eq!(
+            app.token_url,
+            "https://sso.example.com/realms/bots/protocol/openid-connect/token"
+        );
+        assert_eq!(
+            app.issuer.as_deref(),
+            Some("https://sso.example.com/realms/bots")
+        );
+        let mut evil = input("id");
+        evil.params = Some(
+            [("host", "evil.example/x?"), ("realm", "bots")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into(),
+        );
+        assert!(matches!(
+            evil.resolve(&name("keycloak"), None, DEV),
+            Err(ProviderConfigError::BadParam { name, .. }) if name == "host"
+        ));
+        assert_eq!(
+            input("id").resolve(&name("stripe"), None, DEV),
+            Err(ProviderConfigError::NotOauth("stripe".into()))
         );
     }
 
@@ -590,17 +666,17 @@ mod tests {
 
     #[test]
     fn user_info_is_normalised_per_provider() {
+        let spec = |p: &str| catalog_entry(p).and_then(|e| e.userinfo.as_ref());
         let (uid, info) = normalize_user_info(
-            UserInfoStyle::Github,
+            spec("github"),
             &json!({"id": 42, "login": "octo", "name": "Mona Lisa", "avatar_url": "https://a/x.png", "html_url": "https://github.com/octo"}),
         );
         assert_eq!(uid.as_deref(), Some("42"));
         assert_eq!(info.nickname.as_deref(), Some("octo"));
-        assert_eq!(info.first_name.as_deref(), Some("Mona"));
-        assert_eq!(info.last_name.as_deref(), Some("Lisa"));
+        assert_eq!(info.name.as_deref(), Some("Mona Lisa"));
         assert_eq!(info.image.as_deref(), Some("https://a/x.png"));
         let (uid, info) = normalize_user_info(
-            UserInfoStyle::OpenidConnect,
+            None,
             &json!({"sub": "1", "given_name": "Ada", "family_name": "L", "email": "ada@x", "picture": "p"}),
         );
         assert_eq!(uid.as_deref(), Some("1"));
@@ -610,7 +686,7 @@ mod tests {
         );
         assert_eq!(info.phone, None);
         let (_, fb) = normalize_user_info(
-            UserInfoStyle::Facebook,
+            spec("facebook"),
             &json!({"id": "7", "first_name": "F", "picture": {"data": {"url": "https://fb/p"}}}),
         );
         assert_eq!(fb.image.as_deref(), Some("https://fb/p"));

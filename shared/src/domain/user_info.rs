@@ -1,6 +1,6 @@
 //! What a provider says about the user, mapped onto the token's `info` and `uid`.
 
-use super::catalog::UserInfoStyle;
+use super::catalog::{lookup, InfoField, Method, Paths, UserInfoSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -23,14 +23,15 @@ pub struct UserInfo {
     pub birthday: Option<String>,
     #[serde(default)]
     pub urls: BTreeMap<String, String>,
+    /// Values the catalog keeps from the token answer (Salesforce's `instance_url`,
+    /// Slack's team).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = Object)]
+    pub extra: BTreeMap<String, Value>,
 }
 
-fn text(v: &Value, path: &[&str]) -> Option<String> {
-    let mut cur = v;
-    for key in path {
-        cur = cur.get(key)?;
-    }
-    match cur {
+fn text(v: &Value) -> Option<String> {
+    match v {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
@@ -38,8 +39,8 @@ fn text(v: &Value, path: &[&str]) -> Option<String> {
 }
 
 /// A yes/no claim; some providers send it as a string.
-fn flag(raw: &Value, key: &str) -> Option<bool> {
-    match raw.get(key)? {
+fn flag(v: &Value) -> Option<bool> {
+    match v {
         Value::Bool(b) => Some(*b),
         Value::String(s) if s == "true" => Some(true),
         Value::String(s) if s == "false" => Some(false),
@@ -47,87 +48,73 @@ fn flag(raw: &Value, key: &str) -> Option<bool> {
     }
 }
 
-/// Maps a user-info answer (or ID token claims) to the provider's user id and `info`.
-pub fn normalize_user_info(style: UserInfoStyle, raw: &Value) -> (Option<String>, UserInfo) {
-    let t = |path: &[&str]| text(raw, path);
-    match style {
-        UserInfoStyle::OpenidConnect | UserInfoStyle::Generic => {
-            let (uid, mut info) = openid(t);
-            info.email_verified = flag(raw, "email_verified");
-            (uid, info)
+/// How OpenID Connect claims map, for custom providers and entries that state no mapping.
+fn openid_mapping() -> &'static UserInfoSpec {
+    static SPEC: std::sync::OnceLock<UserInfoSpec> = std::sync::OnceLock::new();
+    SPEC.get_or_init(|| {
+        let any = |paths: &[&str]| Paths::Any(paths.iter().map(|p| (*p).to_owned()).collect());
+        UserInfoSpec {
+            url: String::new(),
+            method: Method::Get,
+            headers: BTreeMap::new(),
+            body: None,
+            uid: any(&["sub", "id"]),
+            fields: BTreeMap::from([
+                (InfoField::Name, any(&["name"])),
+                (InfoField::FirstName, any(&["given_name", "first_name"])),
+                (InfoField::LastName, any(&["family_name", "last_name"])),
+                (
+                    InfoField::Nickname,
+                    any(&["preferred_username", "nickname"]),
+                ),
+                (InfoField::Email, any(&["email"])),
+                (InfoField::EmailVerified, any(&["email_verified"])),
+                (InfoField::Image, any(&["picture", "avatar_url"])),
+                (InfoField::Phone, any(&["phone_number"])),
+                (InfoField::Birthday, any(&["birthdate"])),
+                (InfoField::Location, any(&["address.formatted"])),
+            ]),
+            urls: BTreeMap::from([
+                ("profile".to_owned(), "profile".to_owned()),
+                ("website".to_owned(), "website".to_owned()),
+            ]),
         }
-        UserInfoStyle::Github => github(t),
-        UserInfoStyle::Facebook => facebook(t),
-        UserInfoStyle::Slack => slack(t),
-    }
+    })
 }
 
-fn openid(t: impl Fn(&[&str]) -> Option<String>) -> (Option<String>, UserInfo) {
-    let mut info = UserInfo {
-        name: t(&["name"]),
-        first_name: t(&["given_name"]).or_else(|| t(&["first_name"])),
-        last_name: t(&["family_name"]).or_else(|| t(&["last_name"])),
-        nickname: t(&["preferred_username"]).or_else(|| t(&["nickname"])),
-        email: t(&["email"]),
-        image: t(&["picture"]).or_else(|| t(&["avatar_url"])),
-        phone: t(&["phone_number"]),
-        birthday: t(&["birthdate"]),
-        location: t(&["address", "formatted"]),
-        ..UserInfo::default()
+/// Maps a user-info answer (or ID token claims) to the provider's user id and `info`, by
+/// the entry's field paths (the OpenID Connect claims without one).
+pub fn normalize_user_info(spec: Option<&UserInfoSpec>, raw: &Value) -> (Option<String>, UserInfo) {
+    let spec: &UserInfoSpec = match spec {
+        Some(s) => s,
+        None => openid_mapping(),
     };
-    for key in ["profile", "website"] {
-        if let Some(u) = t(&[key]) {
-            info.urls.insert(key.to_owned(), u);
+    let mut info = UserInfo::default();
+    for (field, paths) in &spec.fields {
+        let Some(v) = paths.find(raw) else { continue };
+        let slot = match field {
+            InfoField::EmailVerified => {
+                info.email_verified = flag(v);
+                continue;
+            }
+            InfoField::Name => &mut info.name,
+            InfoField::FirstName => &mut info.first_name,
+            InfoField::LastName => &mut info.last_name,
+            InfoField::Nickname => &mut info.nickname,
+            InfoField::Email => &mut info.email,
+            InfoField::Location => &mut info.location,
+            InfoField::Description => &mut info.description,
+            InfoField::Image => &mut info.image,
+            InfoField::Phone => &mut info.phone,
+            InfoField::Birthday => &mut info.birthday,
+        };
+        *slot = text(v);
+    }
+    for (label, path) in &spec.urls {
+        if let Some(u) = lookup(raw, path).and_then(text) {
+            info.urls.insert(label.clone(), u);
         }
     }
-    (t(&["sub"]).or_else(|| t(&["id"])), info)
-}
-
-fn github(t: impl Fn(&[&str]) -> Option<String>) -> (Option<String>, UserInfo) {
-    let mut info = UserInfo {
-        name: t(&["name"]),
-        nickname: t(&["login"]),
-        email: t(&["email"]),
-        location: t(&["location"]),
-        description: t(&["bio"]),
-        image: t(&["avatar_url"]),
-        ..UserInfo::default()
-    };
-    for (label, key) in [("GitHub", "html_url"), ("Blog", "blog")] {
-        if let Some(u) = t(&[key]) {
-            info.urls.insert(label.to_owned(), u);
-        }
-    }
-    if let Some(name) = &info.name {
-        let mut parts = name.splitn(2, ' ');
-        info.first_name = parts.next().map(str::to_owned);
-        info.last_name = parts.next().map(str::to_owned);
-    }
-    (t(&["id"]), info)
-}
-
-fn facebook(t: impl Fn(&[&str]) -> Option<String>) -> (Option<String>, UserInfo) {
-    let mut info = UserInfo {
-        name: t(&["name"]),
-        first_name: t(&["first_name"]),
-        last_name: t(&["last_name"]),
-        email: t(&["email"]),
-        image: t(&["picture", "data", "url"]),
-        ..UserInfo::default()
-    };
-    if let Some(u) = t(&["link"]) {
-        info.urls.insert("Facebook".to_owned(), u);
-    }
-    (t(&["id"]), info)
-}
-
-fn slack(t: impl Fn(&[&str]) -> Option<String>) -> (Option<String>, UserInfo) {
-    let mut info = UserInfo {
-        nickname: t(&["user"]),
-        ..UserInfo::default()
-    };
-    if let Some(u) = t(&["url"]) {
-        info.urls.insert("Slack".to_owned(), u);
-    }
-    (t(&["user_id"]), info)
+    let uid = spec.uid.find(raw).and_then(text);
+    (uid, info)
 }

@@ -2,7 +2,7 @@
 //! and routes are registered through the same descriptions, so the document cannot miss one.
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, AuthedBot, Operator};
+use super::extract::{AnyCaller, ApiJson, AuthedBot, Operator};
 use super::AppState;
 use crate::domain::ids::{Alias, BotId, ProviderName, TokenId, UserId};
 use crate::domain::integrations::Context;
@@ -385,6 +385,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/v1/admin/bots/{bot_id}", put(put_bot_settings))
         .route("/v1/admin/providers/{name}", put(put_provider))
         .route("/v1/admin/providers", get(list_providers))
+        .route("/v1/catalog", get(list_catalog))
         .route(
             "/v1/bots/{bot_id}/integrations",
             put(put_integrations).get(get_integrations),
@@ -419,6 +420,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(put_bot_settings))
         .routes(routes!(put_provider))
         .routes(routes!(list_providers))
+        .routes(routes!(list_catalog))
         .routes(routes!(put_integrations, get_integrations))
         .routes(routes!(create_oauth_link))
         .routes(routes!(create_connect_link))
@@ -429,6 +431,92 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(token_info))
         .routes(routes!(access_token))
         .routes(routes!(full_token, delete_token))
+}
+
+/// A provider of the built-in catalog, as `GET /v1/catalog` lists it.
+#[derive(Serialize, ToSchema)]
+pub struct CatalogProvider {
+    /// What the integrations file names in `provider:`.
+    pub name: String,
+    pub display_name: String,
+    pub category: String,
+    pub kind: crate::domain::catalog::CredentialKind,
+    pub docs_url: String,
+    /// The provider issues refresh tokens (the service refreshes on its own).
+    pub refresh: bool,
+    /// Values the app (`scope: app`, set with the registration's `params`) or each
+    /// connection (`scope: connection`) must give.
+    pub params: Vec<CatalogParam>,
+    /// For `api_key` and `basic`: what is entered.
+    pub credential_fields: Vec<CatalogField>,
+    /// A pinned API version and its published end of life.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_of_life: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CatalogParam {
+    pub name: String,
+    pub scope: crate::domain::catalog::ParamScope,
+    pub label: String,
+    /// A regular expression the whole value must match.
+    pub pattern: String,
+    pub default: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CatalogField {
+    pub name: String,
+    pub label: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CatalogList {
+    pub providers: Vec<CatalogProvider>,
+}
+
+/// Every provider the service knows without endpoints from the operator.
+#[utoipa::path(get, path = "/v1/catalog", tag = "catalog", security(("admin_key" = []), ("bot_key" = [])),
+    responses(
+        (status = 200, body = CatalogList, description = "The built-in providers, by name"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong key")))]
+async fn list_catalog(_: AnyCaller) -> Json<CatalogList> {
+    let providers = crate::domain::catalog::catalog()
+        .iter()
+        .map(|e| CatalogProvider {
+            name: e.name.clone(),
+            display_name: e.display_name.clone(),
+            category: e.category.clone(),
+            kind: e.kind,
+            docs_url: e.docs_url.clone(),
+            refresh: e.refresh,
+            params: e
+                .params
+                .iter()
+                .map(|p| CatalogParam {
+                    name: p.name.clone(),
+                    scope: p.scope,
+                    label: p.label.clone(),
+                    pattern: p.pattern.clone(),
+                    default: p.default.clone(),
+                })
+                .collect(),
+            credential_fields: e
+                .credential
+                .iter()
+                .flat_map(|c| &c.fields)
+                .map(|f| CatalogField {
+                    name: f.name.clone(),
+                    label: f.label.clone(),
+                })
+                .collect(),
+            api_version: e.api_version.as_ref().map(|v| v.version.clone()),
+            end_of_life: e.api_version.as_ref().and_then(|v| v.end_of_life.clone()),
+        })
+        .collect();
+    Json(CatalogList { providers })
 }
 
 /// Create a bot; its API key is shown once.

@@ -93,3 +93,27 @@ impl FromRequestParts<AppState> for AuthedBot {
         }
     }
 }
+
+/// The operator or any bot, each by its own key (for what every caller may read).
+pub struct AnyCaller;
+
+impl FromRequestParts<AppState> for AnyCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        if state.check_admin_key(key) {
+            return Ok(AnyCaller);
+        }
+        // A bot key names its bot: checked against that bot's stored key.
+        let claimed = key.split('.').nth(1).unwrap_or_default().to_owned();
+        match state.authenticate_bot(&claimed, key).await {
+            Ok(_) => Ok(AnyCaller),
+            Err(AuthError::Unavailable) => Err(ApiError::Internal),
+            Err(_) => Err(ApiError::Unauthorized),
+        }
+    }
+}

@@ -68,6 +68,7 @@ const CONTRACT_ROUTES: &[(&str, &str)] = &[
     ("put", "/v1/admin/bots/{bot_id}"),
     ("put", "/v1/admin/providers/{name}"),
     ("get", "/v1/admin/providers"),
+    ("get", "/v1/catalog"),
     ("put", "/v1/bots/{bot_id}/integrations"),
     ("get", "/v1/bots/{bot_id}/integrations"),
     ("post", "/v1/bots/{bot_id}/oauth-links"),
@@ -126,6 +127,45 @@ async fn the_openapi_document_covers_every_route_and_only_real_ones() {
         }
     }
     assert_eq!(operations, CONTRACT_ROUTES.len());
+}
+
+#[tokio::test]
+async fn the_catalog_is_listed_for_the_operator_and_for_bots() {
+    let f = fixture();
+    let get = |key: &str| {
+        Request::get("/v1/catalog")
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, _, body) = call(&f.router, get(ADMIN)).await;
+    assert_eq!(status, 200);
+    let list: Value = serde_json::from_slice(&body).unwrap();
+    let providers = list["providers"].as_array().unwrap();
+    assert!(providers.len() >= 60, "{}", providers.len());
+    let okta = providers.iter().find(|p| p["name"] == "okta").unwrap();
+    assert_eq!(okta["kind"], "oauth2");
+    assert_eq!(okta["params"][0]["name"], "domain");
+    assert_eq!(okta["params"][0]["scope"], "app");
+    let stripe = providers.iter().find(|p| p["name"] == "stripe").unwrap();
+    assert_eq!(stripe["kind"], "api_key");
+    assert_eq!(stripe["credential_fields"][0]["name"], "api_key");
+
+    let (_, _, created) = call(
+        &f.router,
+        json_req(
+            Method::POST,
+            "/v1/admin/bots",
+            Some(ADMIN),
+            json!({"bot_id": "cat"}),
+        ),
+    )
+    .await;
+    let bot_key: Value = serde_json::from_slice(&created).unwrap();
+    let (status, _, _) = call(&f.router, get(bot_key["api_key"].as_str().unwrap())).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = call(&f.router, get("bk.cat.wrong")).await;
+    assert_eq!(status, 401);
 }
 
 #[tokio::test]
@@ -318,7 +358,7 @@ async fn links_point_at_the_public_url() {
     let q: std::collections::HashMap<_, _> = to.query_pairs().into_owned().collect();
     assert_eq!(q["access_type"], "offline");
     assert_eq!(q["prompt"], "consent");
-    assert_eq!(q["scope"], "openid email");
+    assert_eq!(q["scope"], "openid email profile");
     assert_eq!(
         q["redirect_uri"],
         "https://svc.example/prod/oauth/callback/google"

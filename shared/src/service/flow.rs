@@ -419,7 +419,17 @@ impl Service {
             (_, u) => u,
         };
         let raw_info = merge_claims(claims.as_ref(), user_info);
-        let (uid, info) = normalize_user_info(app.userinfo_style, &raw_info);
+        let entry = app.entry();
+        let (uid, mut info) =
+            normalize_user_info(entry.and_then(|e| e.userinfo.as_ref()), &raw_info);
+        if let Some(e) = entry {
+            let answer = Value::Object(g.other.clone());
+            for (key, path) in &e.token_response.keep {
+                if let Some(v) = crate::domain::catalog::lookup(&answer, path) {
+                    info.extra.insert(key.clone(), v.clone());
+                }
+            }
+        }
         // An OpenID Connect provider's user id is the validated `sub`.
         let uid = claims
             .as_ref()

@@ -4,7 +4,7 @@
 use super::{Service, ServiceError};
 use crate::domain::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
 use crate::domain::integrations::{parse_integrations, Confirm, Context, Integration};
-use crate::domain::providers::CATALOG;
+use crate::domain::providers::catalog;
 use crate::domain::token::{ConnectSession, Link, Owner};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -57,10 +57,17 @@ impl Service {
         bot: &BotId,
         yaml: &str,
     ) -> Result<Vec<IntegrationView>, ServiceError> {
-        let mut known: Vec<String> = CATALOG.iter().map(|e| e.name.to_owned()).collect();
-        for app in self.store.providers().await? {
-            if !known.contains(&app.name.to_string()) {
-                known.push(app.name.to_string());
+        // The operator's apps first: a near miss is suggested from what can connect.
+        let mut known: Vec<String> = self
+            .store
+            .providers()
+            .await?
+            .iter()
+            .map(|app| app.name.to_string())
+            .collect();
+        for e in catalog() {
+            if !known.contains(&e.name) {
+                known.push(e.name.clone());
             }
         }
         let list = parse_integrations(yaml, known.as_slice())

@@ -110,7 +110,7 @@ pub(super) fn expiry(app: &ProviderApp, expires_in: Option<u64>, now: i64) -> Op
         Some(secs) => Some(now + i64::try_from(secs).unwrap_or(i64::MAX / 2)),
         None => app
             .assumed_lifetime_secs
-            .or_else(|| catalog_entry(app.name.as_str()).and_then(|e| e.assumed_lifetime_secs))
+            .or_else(|| catalog_entry(app.name.as_str()).and_then(|e| e.lifetimes.access_token))
             .map(|l| now + l),
     }
 }

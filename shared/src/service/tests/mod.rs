@@ -535,4 +535,5 @@ async fn bot_keys_name_their_bot() {
 }
 
 mod faults;
+mod recorded;
 mod scripted;
