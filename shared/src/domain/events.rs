@@ -67,6 +67,21 @@ pub struct EventDetail {
     /// In `oauth_failed:<alias>` and `token_revoked:<alias>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<EventReason>,
+    /// In `token_deleted:<alias>`: whether the grant was revoked at the provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<Revoked>,
+}
+
+/// What the provider said when a deleted token's grant was revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Revoked {
+    /// The provider confirmed the revocation.
+    Yes,
+    /// The provider could not be reached or refused; the grant may still be live there.
+    Failed,
+    /// The provider has no way to revoke a grant by API.
+    Unsupported,
 }
 
 /// One event, before a publisher puts it in its envelope.
@@ -102,6 +117,7 @@ impl Event {
                 event_id: format!("evt_{}", random_urlsafe(18)),
                 occurred_at,
                 reason: None,
+                revoked: None,
             },
         }
     }

@@ -902,7 +902,8 @@ async fn full_token(
     Ok(Json(s.full_token(&bot, &token_id(token)?).await?))
 }
 
-/// `delete_token`: removes the token and revokes it at the provider (best effort).
+/// `delete_token`: revokes the grant at the provider, then removes the token; the
+/// `token_deleted` event says how the revocation went.
 #[utoipa::path(delete, path = "/v1/bots/{bot_id}/tokens/{token_id}", tag = "bot", security(("bot_key" = [])),
     params(BotPath, DeletedTokenPath),
     responses(

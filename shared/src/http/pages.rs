@@ -112,7 +112,10 @@ pub fn connect_page(session: &str, bot: &str, rows: &[ConnectRow]) -> Response {
                 "<tr><td><strong>{alias}</strong> ({provider})</td><td>{state}</td><td>\
                  <form method=\"post\" action=\"/connect/{session}/{alias}\"><button type=\"submit\">{action}</button></form></td></tr>",
                 alias = escape(r.alias.as_str()),
-                provider = escape(r.provider.as_str()),
+                provider = escape(
+                    crate::domain::catalog::catalog_entry(r.provider.as_str())
+                        .map_or(r.provider.as_str(), |e| e.display_name.as_str())
+                ),
                 session = escape(session),
             ));
         }

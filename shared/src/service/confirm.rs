@@ -295,7 +295,9 @@ impl Service {
         }
         tracing::info!(bot_id = %p.bot_id, alias = %p.alias, why, "waiting sign-in dropped");
         match self.open_pending(p).await {
-            Ok(secrets) => self.revoke_grant(&p.provider, &secrets).await,
+            Ok(secrets) => {
+                self.revoke_grant(&p.provider, &secrets).await;
+            }
             Err(e) => {
                 tracing::warn!(bot_id = %p.bot_id, error = %e, "dropped sign-in could not be opened for revocation")
             }

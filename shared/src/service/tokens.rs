@@ -2,7 +2,7 @@
 //! `delete_token` (with revocation at the provider).
 
 use super::{Service, ServiceError};
-use crate::domain::events::EventKind;
+use crate::domain::events::{EventKind, Revoked};
 use crate::domain::ids::{Alias, BotId, ProviderName, TokenId};
 use crate::domain::integrations::Context;
 use crate::domain::providers::{catalog_entry, ProviderApp, UserInfo};
@@ -192,28 +192,36 @@ impl Service {
         self.refresh(record).await
     }
 
-    /// `delete_token`: removes the token with its `token_deleted:<alias>` event in one step,
-    /// then revokes it at the provider (best effort). The version read is the version removed:
-    /// a refresh or reconnect in between makes it read again, so the revocation sends the
-    /// credentials that were deleted. `false` only when there is no such token.
+    /// `delete_token`: revokes the grant at the provider, then removes the token with its
+    /// `token_deleted:<alias>` event (saying how the revocation went) in one step. The
+    /// version read is the version removed: a refresh or reconnect in between makes it read
+    /// (and revoke) again. `false` only when there is no such token.
     pub async fn delete_token(&self, bot: &BotId, id: &TokenId) -> Result<bool, ServiceError> {
         let mut backoff = std::time::Duration::from_millis(20);
+        // The grant is revoked before the token is removed, so the event can say how it
+        // went; a version changed in between (a refresh) is revoked again.
+        let mut revoked: Option<(i64, Revoked)> = None;
         for _ in 0..DELETE_ATTEMPTS {
             let Some(record) = self.store.token(bot, id).await? else {
                 return Ok(false);
             };
-            let event = self.event(
+            let outcome = match revoked {
+                Some((version, outcome)) if version == record.version => outcome,
+                _ => self.revoke_at_provider(&record).await,
+            };
+            revoked = Some((record.version, outcome));
+            let mut event = self.event(
                 EventKind::TokenDeleted,
                 (&record).into(),
                 Some(&record.token_id),
             );
+            event.detail.revoked = Some(outcome);
             if self
                 .store
                 .delete_token(&record, std::slice::from_ref(&event))
                 .await?
             {
-                tracing::info!(bot_id = %bot, token_id = %id, "token deleted");
-                self.revoke_at_provider(&record).await;
+                tracing::info!(bot_id = %bot, token_id = %id, revoked = ?outcome, "token deleted");
                 return Ok(true);
             }
             tokio::time::sleep(backoff).await;
@@ -225,11 +233,16 @@ impl Service {
         )
     }
 
-    async fn revoke_at_provider(&self, record: &TokenRecord) {
+    async fn revoke_at_provider(&self, record: &TokenRecord) -> Revoked {
+        if record.status == TokenStatus::Revoked {
+            // The provider already refused this grant for good.
+            return Revoked::Yes;
+        }
         match self.open_secrets(record).await {
             Ok(secrets) => self.revoke_grant(&record.provider, &secrets).await,
             Err(e) => {
                 tracing::warn!(token_id = %record.token_id, error = %e, "deleted token could not be opened for revocation");
+                Revoked::Failed
             }
         }
     }
@@ -258,24 +271,34 @@ impl Service {
         }
     }
 
-    /// Asks the provider to revoke the grant of `secrets` (best effort: failures are logged).
-    pub(super) async fn revoke_grant(&self, provider: &ProviderName, secrets: &TokenSecrets) {
+    /// Asks the provider to revoke the grant of `secrets` (failures are logged and answered).
+    pub(super) async fn revoke_grant(
+        &self,
+        provider: &ProviderName,
+        secrets: &TokenSecrets,
+    ) -> Revoked {
         let client = match self.registered_app(provider).await {
             Ok(Some(c)) => c,
-            Ok(None) => return,
+            Ok(None) => return Revoked::Failed,
             Err(e) => {
                 tracing::warn!(%provider, error = %e, "provider app unavailable for revocation");
-                return;
+                return Revoked::Failed;
             }
         };
         let access = SecretString::from(secrets.access_token.clone());
         let refresh = secrets.refresh_token.clone().map(SecretString::from);
-        if let Err(e) = self
+        match self
             .provider
             .revoke(&client, &access, refresh.as_ref())
             .await
         {
-            tracing::warn!(%provider, error = %e, "revocation at the provider failed; nothing is kept here");
+            // The provider client answers `Ok` without a call when there is no way to revoke.
+            Ok(()) if client.app.revocation_url.is_none() => Revoked::Unsupported,
+            Ok(()) => Revoked::Yes,
+            Err(e) => {
+                tracing::warn!(%provider, error = %e, "revocation at the provider failed; nothing is kept here");
+                Revoked::Failed
+            }
         }
     }
 }

@@ -410,6 +410,22 @@ async fn exercise(e: &'static CatalogEntry) -> Result<(), String> {
             ));
         }
     }
+    let deleted = delivered_events(&s)
+        .await
+        .into_iter()
+        .find(|ev| ev["detail-type"] == format!("token_deleted:{}", e.name))
+        .ok_or("no token_deleted event")?;
+    let said = &deleted["detail"]["revoked"];
+    let expected = if e.revocation.is_some() {
+        "yes"
+    } else {
+        "unsupported"
+    };
+    if said != expected {
+        return Err(format!(
+            "token_deleted says revoked: {said}, expected {expected}"
+        ));
+    }
     server.abort();
     let _ = lookup;
     Ok(())
