@@ -1,7 +1,8 @@
 // Opens a URL in the system's Chromium (CHROMIUM, default /usr/bin/chromium), optionally
 // clicks the button with the given label, follows every redirect as a browser does, and
 // prints the page it ends on as JSON: {"status", "url", "title", "text", "headers"}.
-//   node visit.mjs URL [--click LABEL] [--screenshot FILE]
+//   node visit.mjs URL [--fill LABEL=VALUE]... [--click LABEL] [--screenshot FILE]
+// (--fill types VALUE into the input labelled LABEL, a part of the label being enough).
 import { chromium } from 'playwright-core';
 
 const args = process.argv.slice(2);
@@ -11,6 +12,7 @@ const option = (name) => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 const click = option('--click');
+const fills = args.flatMap((a, i) => (a === '--fill' ? [args[i + 1]] : []));
 const screenshot = option('--screenshot');
 
 const browser = await chromium.launch({
@@ -29,6 +31,10 @@ const browser = await chromium.launch({
 try {
   const page = await browser.newPage();
   let response = await page.goto(url, { waitUntil: 'load' });
+  for (const fill of fills) {
+    const at = fill.indexOf('=');
+    await page.getByLabel(fill.slice(0, at)).first().fill(fill.slice(at + 1));
+  }
   if (click) {
     [response] = await Promise.all([
       page.waitForNavigation({ waitUntil: 'load' }),

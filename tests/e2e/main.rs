@@ -48,6 +48,7 @@ mod binding;
 mod browser;
 mod concurrency;
 mod contracts;
+mod entered;
 mod faults;
 mod flow;
 mod lambda;
@@ -63,6 +64,8 @@ on_both_backends!(flow:
     a_bot_token_through_the_connect_page,
     the_operator_registers_providers_without_seeing_secrets_again,
 );
+on_both_backends!(entered: keys_and_basic_credentials_are_entered_and_read_back);
+
 on_both_backends!(binding:
     a_flow_finishes_only_in_the_browser_that_started_it,
     two_flows_from_one_link_connect_once,

@@ -19,6 +19,15 @@ pub struct Visited {
 /// Opens `url` in the system's Chromium through `tests/browser/visit.mjs`; fails, saying how
 /// to install them, when Chromium or the driver is missing.
 pub async fn browse(url: &str, click: Option<&str>) -> anyhow::Result<Visited> {
+    browse_filling(url, &[], click).await
+}
+
+/// [`browse`], typing each `(label, value)` into the input with that label first.
+pub async fn browse_filling(
+    url: &str,
+    fills: &[(&str, &str)],
+    click: Option<&str>,
+) -> anyhow::Result<Visited> {
     let driver = workspace_root().join("tests/browser");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     if !Path::new(&chromium).exists() {
@@ -35,6 +44,9 @@ pub async fn browse(url: &str, click: Option<&str>) -> anyhow::Result<Visited> {
     cmd.arg(driver.join("visit.mjs"))
         .arg(url)
         .env("CHROMIUM", &chromium);
+    for (label, value) in fills {
+        cmd.arg("--fill").arg(format!("{label}={value}"));
+    }
     if let Some(label) = click {
         cmd.args(["--click", label]);
     }

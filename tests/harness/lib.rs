@@ -28,7 +28,7 @@ pub mod stream;
 pub mod strict_provider;
 
 pub use build::{binary, workspace_root};
-pub use chromium::{browse, Visited};
+pub use chromium::{browse, browse_filling, Visited};
 pub use process::{output_file, read_jsonl, wait_for_line};
 pub use provider::Provider;
 pub use server::{

@@ -138,6 +138,8 @@ impl Drop for TokenSecrets {
 pub struct Credentials {
     pub access_token: String,
     pub refresh_token: Option<String>,
+    #[serde(default)]
+    pub token_type: Option<String>,
 }
 
 impl Drop for Credentials {

@@ -3,16 +3,17 @@
 use super::pages;
 use super::AppState;
 use crate::domain::ids::{Alias, BrowserKey, LinkId};
-use crate::service::{CallbackParams, FlowError, FLOW_TTL_SECS};
+use crate::service::{CallbackParams, FlowError, Opened, FLOW_TTL_SECS};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use std::collections::BTreeMap;
 
 pub fn start_router() -> Router<AppState> {
-    Router::new().route("/oauth/start/{link_id}", get(start))
+    Router::new().route("/oauth/start/{link_id}", get(start).post(enter))
 }
 
 pub fn callback_router() -> Router<AppState> {
@@ -96,14 +97,64 @@ async fn start(
 ) -> Response {
     let secure = is_secure(&s);
     let key = browser_key(&headers, secure).unwrap_or_else(BrowserKey::generate);
-    let started = match link_id(&link) {
-        Ok(id) => s.start(&id, &key).await,
+    let opened = match link_id(&link) {
+        Ok(id) => s.open_link(&id, &key).await,
         Err(e) => Err(e),
     };
-    match started {
-        Ok(url) => redirect_binding(&url, &key, secure),
+    match opened {
+        Ok(Opened::Redirect(url)) => redirect_binding(&url, &key, secure),
+        Ok(Opened::Form(form)) => pages::credential_form(&form),
         Err(e) => e.into_response(),
     }
+}
+
+/// A form body's fields (at most the body limit; repeated names: the last wins).
+fn form_fields(body: &[u8]) -> BTreeMap<String, String> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn cross_site(headers: &HeaderMap) -> Response {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .chars()
+            .take(100)
+            .collect::<String>()
+    };
+    tracing::warn!(sec_fetch_site = %header("sec-fetch-site"), origin = %header("origin"), "form posted from another site; refused");
+    pages::page(
+        StatusCode::FORBIDDEN,
+        "Not started",
+        "<p>This request did not come from this service's own page. Open the link again and \
+         use its form.</p>",
+    )
+}
+
+/// `POST /oauth/start/{link}`: the credentials entered on the link's form.
+async fn enter(
+    State(s): State<AppState>,
+    Path(link): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !same_origin(&s, &headers) {
+        return cross_site(&headers);
+    }
+    let stored = match link_id(&link) {
+        Ok(id) => s.enter_credentials(&id, form_fields(&body)).await,
+        Err(e) => Err(e),
+    };
+    match stored {
+        Ok(done) => pages::connected(&display_name(&done)),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn display_name(done: &crate::service::Connected) -> String {
+    crate::domain::catalog::catalog_entry(done.provider.as_str())
+        .map_or_else(|| done.provider.to_string(), |e| e.display_name.clone())
 }
 
 async fn callback(
@@ -142,24 +193,22 @@ async fn connect_start(
     State(s): State<AppState>,
     Path((session, alias)): Path<(String, String)>,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Response {
     if !same_origin(&s, &headers) {
-        let header = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-")
-                .chars()
-                .take(100)
-                .collect::<String>()
+        return cross_site(&headers);
+    }
+    let fields = form_fields(&body);
+    if !fields.is_empty() {
+        let stored = match (link_id(&session), Alias::parse(&alias)) {
+            (Ok(id), Ok(alias)) => s.connect_entered(&id, &alias, fields).await,
+            (Err(e), _) => Err(e),
+            (_, Err(_)) => Err(FlowError::NotConfigured),
         };
-        tracing::warn!(sec_fetch_site = %header("sec-fetch-site"), origin = %header("origin"), "connect form posted from another site; refused");
-        return pages::page(
-            StatusCode::FORBIDDEN,
-            "Not started",
-            "<p>This request did not come from the connect page. Open the connect page and \
-             use its buttons.</p>",
-        );
+        return match stored {
+            Ok(done) => pages::connected(&display_name(&done)),
+            Err(e) => e.into_response(),
+        };
     }
     let secure = is_secure(&s);
     let key = browser_key(&headers, secure).unwrap_or_else(BrowserKey::generate);

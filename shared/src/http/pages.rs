@@ -92,6 +92,38 @@ pub fn redirect(location: &str) -> Response {
     resp
 }
 
+/// Labelled inputs for a credential form; values are never echoed back.
+fn fields_html(form: &crate::service::CredentialForm) -> String {
+    form.fields
+        .iter()
+        .map(|(name, label)| {
+            format!(
+                "<p><label>{label}<br><input type=\"password\" name=\"{name}\" \
+                 autocomplete=\"off\" required maxlength=\"{max}\"></label></p>",
+                label = escape(label),
+                name = escape(name),
+                max = crate::service::MAX_FIELD_LEN,
+            )
+        })
+        .collect()
+}
+
+/// The page a link opens for an integration whose credentials are entered: the form posts
+/// back to the same URL.
+pub fn credential_form(form: &crate::service::CredentialForm) -> Response {
+    page(
+        StatusCode::OK,
+        &format!("Connect {}", escape(&form.display_name)),
+        &format!(
+            "<p>Enter the credentials the bot will use for <strong>{}</strong>. They are \
+             stored encrypted and shown to no one but the bot.</p>\
+             <form method=\"post\" action=\"\">{}<button type=\"submit\">Connect</button></form>",
+            escape(form.alias.as_str()),
+            fields_html(form)
+        ),
+    )
+}
+
 pub fn connect_page(session: &str, bot: &str, rows: &[ConnectRow]) -> Response {
     let mut body = format!(
         "<p>Integrations of bot <strong>{}</strong> that are connected once for all its users.</p>",
@@ -107,10 +139,19 @@ pub fn connect_page(session: &str, bot: &str, rows: &[ConnectRow]) -> Response {
             } else {
                 "not connected"
             };
-            let action = if r.connected { "Reconnect" } else { "Connect" };
+            let entered = crate::service::entered_kind(r.provider.as_str());
+            let action = match (entered.is_some(), r.connected) {
+                (true, false) => "Save",
+                (true, true) => "Replace",
+                (false, false) => "Connect",
+                (false, true) => "Reconnect",
+            };
+            let inputs = entered
+                .map(|e| fields_html(&crate::service::form_of(&r.alias, e)))
+                .unwrap_or_default();
             body.push_str(&format!(
                 "<tr><td><strong>{alias}</strong> ({provider})</td><td>{state}</td><td>\
-                 <form method=\"post\" action=\"/connect/{session}/{alias}\"><button type=\"submit\">{action}</button></form></td></tr>",
+                 <form method=\"post\" action=\"/connect/{session}/{alias}\">{inputs}<button type=\"submit\">{action}</button></form></td></tr>",
                 alias = escape(r.alias.as_str()),
                 provider = escape(
                     crate::domain::catalog::catalog_entry(r.provider.as_str())
@@ -193,6 +234,15 @@ impl IntoResponse for FlowError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Not connected",
                 &format!("<p>The service is not reachable right now.</p>{ask_again}"),
+            ),
+            FlowError::BadCredentials(label) => page(
+                StatusCode::BAD_REQUEST,
+                "Not connected",
+                &format!(
+                    "<p>{} is missing or not valid, so nothing was connected.</p>\
+                     <p>Go back, fill it in and send the form again.</p>",
+                    escape(&label)
+                ),
             ),
             FlowError::NotConfigured => page(
                 StatusCode::GONE,

@@ -61,6 +61,9 @@ pub enum FlowError {
     Unavailable,
     #[error("the integration is not available")]
     NotConfigured,
+    /// An entered credential is missing or malformed; names the field's label.
+    #[error("'{0}' is missing or not valid")]
+    BadCredentials(String),
     #[error(transparent)]
     Internal(#[from] ServiceError),
 }
@@ -118,6 +121,15 @@ impl Service {
     /// `GET /oauth/start/{link}`: records a flow bound to `browser` and answers the
     /// provider's URL.
     pub async fn start(&self, link_id: &LinkId, browser: &BrowserKey) -> Result<Url, FlowError> {
+        let (link, integration) = self.live_link(link_id).await?;
+        self.begin_flow(&link, &integration, browser).await
+    }
+
+    /// A link that is not expired, with the integration it was minted for.
+    pub(super) async fn live_link(
+        &self,
+        link_id: &LinkId,
+    ) -> Result<(Link, Integration), FlowError> {
         let link = self
             .store
             .link(link_id)
@@ -133,11 +145,11 @@ impl Service {
                 .await?
                 .ok_or(FlowError::NotConfigured)?,
         };
-        self.begin_flow(&link, &integration, browser).await
+        Ok((link, integration))
     }
 
     /// Stores a flow for `link` and answers where to send the browser.
-    async fn begin_flow(
+    pub(super) async fn begin_flow(
         &self,
         link: &Link,
         integration: &Integration,
@@ -583,17 +595,28 @@ impl Service {
         alias: &Alias,
         browser: &BrowserKey,
     ) -> Result<Url, FlowError> {
+        let (link, integration) = self.connect_link(session, alias).await?;
+        if super::credentials::entered_kind(integration.provider.as_str()).is_some() {
+            return Err(FlowError::BadRequest);
+        }
+        self.begin_flow(&link, &integration, browser).await
+    }
+
+    /// A fresh bot-context link for `alias` from the connect page's session.
+    pub(super) async fn connect_link(
+        &self,
+        session: &LinkId,
+        alias: &Alias,
+    ) -> Result<(Link, Integration), FlowError> {
         let bot = self.connect_session(session).await?;
-        let (link, integration) = self
-            .mint_link(&bot, alias, None)
+        self.mint_link(&bot, alias, None)
             .await
             .map_err(|e| match e {
                 ServiceError::Store(_) | ServiceError::Seal(_) | ServiceError::Decode(_) => {
                     FlowError::Internal(e)
                 }
                 _ => FlowError::NotConfigured,
-            })?;
-        self.begin_flow(&link, &integration, browser).await
+            })
     }
 }
 

@@ -124,7 +124,9 @@ impl Service {
             (Context::Bot, None) => Owner::Bot,
             (Context::Bot, Some(_)) => return Err(ServiceError::UserIdNotAllowed(alias.clone())),
         };
-        if self.store.provider(&integration.provider).await?.is_none() {
+        // Entered credentials (API keys, Basic) need no registered app.
+        let entered = super::credentials::entered_kind(integration.provider.as_str()).is_some();
+        if !entered && self.store.provider(&integration.provider).await?.is_none() {
             return Err(ServiceError::ProviderNotConfigured(
                 integration.provider.clone(),
             ));

@@ -10,6 +10,7 @@
 
 mod auth;
 mod confirm;
+mod credentials;
 mod error;
 mod flow;
 mod links;
@@ -21,6 +22,7 @@ mod tokens;
 
 pub use auth::AuthError;
 pub use confirm::{Confirmed, CONFIRMATION_TTL_SECS, MAX_WRONG_CODES};
+pub use credentials::{entered_kind, form_of, CredentialForm, Opened, MAX_FIELD_LEN};
 pub use error::ServiceError;
 pub use flow::{CallbackParams, ConnectRow, Connected, FlowError, FLOW_TTL_SECS};
 pub use links::{IntegrationView, MintedLink};

@@ -22,6 +22,10 @@ pub struct AccessTokenView {
     pub expires_at: Option<i64>,
     /// `valid`, `expired` or `revoked`.
     pub status: &'static str,
+    /// For entered credentials only: `api_key` (the key itself) or `basic` (the
+    /// `Authorization` header value, ready to send).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
 }
 
 impl AccessTokenView {
@@ -30,6 +34,7 @@ impl AccessTokenView {
             access_token: Some(access_token.to_owned()),
             expires_at,
             status: "valid",
+            token_type: None,
         }
     }
 
@@ -40,6 +45,7 @@ impl AccessTokenView {
                 access_token: None,
                 expires_at,
                 status: "expired",
+                token_type: None,
             },
             _ => Self::valid(access_token, expires_at),
         }
@@ -50,6 +56,7 @@ impl AccessTokenView {
             access_token: None,
             expires_at: None,
             status: "revoked",
+            token_type: None,
         }
     }
 }
@@ -176,10 +183,13 @@ impl Service {
         let credentials = self.open_credentials(&record).await?;
         let now = self.clock.unix();
         if !record.refresh_due(now) {
-            return Ok(AccessTokenView::valid(
-                &credentials.access_token,
-                record.expires_at,
-            ));
+            let mut view = AccessTokenView::valid(&credentials.access_token, record.expires_at);
+            view.token_type = match credentials.token_type.as_deref() {
+                Some("api_key") => Some("api_key"),
+                Some("basic") => Some("basic"),
+                _ => None,
+            };
+            return Ok(view);
         }
         if credentials.refresh_token.is_none() {
             return Ok(AccessTokenView::without_refresh(
