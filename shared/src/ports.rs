@@ -436,6 +436,17 @@ pub trait ProviderClient: Send + Sync {
         redirect_uri: &str,
         refresh_token: &SecretString,
     ) -> Result<GrantedToken, ProviderError>;
+    /// OAuth 2.0 client credentials (RFC 6749 §4.4): a token for the app itself.
+    async fn client_credentials(
+        &self,
+        client: &RegisteredApp,
+        scopes: &[String],
+    ) -> Result<GrantedToken, ProviderError> {
+        let _ = (client, scopes);
+        Err(ProviderError::Config(
+            "this provider client has no client-credentials grant".into(),
+        ))
+    }
     /// Revokes the refresh token (which ends the grant at most providers) or, without one,
     /// the access token. `Ok` when the app has no revocation endpoint.
     async fn revoke(

@@ -1,8 +1,8 @@
-//! Integrations whose credentials are entered rather than signed in for (API keys, HTTP
-//! Basic), in a real Chromium: a user pastes a key on the link's form, the builder enters
-//! Basic credentials on the connect page; both are stored sealed and read like tokens.
+//! Integrations without a user's sign-in, in a real Chromium: API keys and HTTP Basic
+//! entered on the link's form or the connect page, and an app's own token (OAuth 2.0 client
+//! credentials) fetched from the connect page and renewed by asking again.
 
-use e2e::{browse, browse_filling, World, INTEGRATIONS};
+use e2e::{browse, browse_filling, World, ADMIN_KEY, INTEGRATIONS};
 use reqwest::Method;
 
 const ENTERED: &str = "\
@@ -102,5 +102,64 @@ pub async fn keys_and_basic_credentials_are_entered_and_read_back(w: World) -> a
     assert_eq!(refused.status(), 400);
     let (_, none) = w.bot_json(Method::GET, "/users/u-8/tokens").await?;
     assert!(none["tokens"]["payments"].is_null(), "{none}");
+    Ok(())
+}
+
+pub async fn an_apps_own_token_is_fetched_on_the_connect_page_and_renewed(
+    w: World,
+) -> anyhow::Result<()> {
+    // The catalog's PayPal entry (client credentials), pointed at the test provider.
+    let resp = w
+        .http
+        .put(w.url("/v1/admin/providers/paypal"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&serde_json::json!({
+            "client_id": "bots-app", "client_secret": "app-secret",
+            "token_url": format!("{}/token", w.provider.issuer),
+        }))
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status() == 200, "{}", resp.text().await?);
+    let resp = w
+        .bot(Method::PUT, "/integrations")
+        .header("content-type", "application/yaml")
+        .body(format!(
+            "{INTEGRATIONS}- provider: paypal\n  context: bot\n  scope: payments\n"
+        ))
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status() == 200, "{}", resp.text().await?);
+    // Short-lived app tokens: due again at once.
+    w.provider
+        .control(serde_json::json!({"token_ttl": 2}))
+        .await?;
+
+    let (_, minted) = w.bot_json(Method::POST, "/connect-links").await?;
+    let url = minted["url"].as_str().unwrap_or_default().to_owned();
+    let done = browse(&url, Some("Get token")).await?;
+    assert_eq!(done.title, "Connected", "{}", done.text);
+    let grants = w.provider.token_requests("client_credentials");
+    assert_eq!(grants.len(), 1, "{grants:?}");
+    assert!(w.provider.token_requests("authorization_code").is_empty());
+    let (_, tokens) = w.bot_json(Method::GET, "/tokens").await?;
+    let id = tokens["tokens"]["paypal"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (_, full) = w.bot_json(Method::GET, &format!("/tokens/{id}")).await?;
+    assert_eq!(full["credentials"]["token"], grants[0]["access_token"]);
+    assert!(full["credentials"]["refresh_token"].is_null());
+    assert_eq!(w.events_of("token:paypal").await?.len(), 1);
+
+    // Expired: asked for again, no refresh token needed.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (status, view) = w
+        .bot_json(Method::GET, &format!("/tokens/{id}/access-token"))
+        .await?;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["status"], "valid");
+    let grants = w.provider.token_requests("client_credentials");
+    assert_eq!(grants.len(), 2, "{grants:?}");
+    assert_eq!(view["access_token"], grants[1]["access_token"]);
     Ok(())
 }

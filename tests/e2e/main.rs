@@ -64,7 +64,10 @@ on_both_backends!(flow:
     a_bot_token_through_the_connect_page,
     the_operator_registers_providers_without_seeing_secrets_again,
 );
-on_both_backends!(entered: keys_and_basic_credentials_are_entered_and_read_back);
+on_both_backends!(entered:
+    keys_and_basic_credentials_are_entered_and_read_back,
+    an_apps_own_token_is_fetched_on_the_connect_page_and_renewed,
+);
 
 on_both_backends!(binding:
     a_flow_finishes_only_in_the_browser_that_started_it,

@@ -66,9 +66,14 @@ service.on('beforeResponse', (response, req) => {
   }
   issued += 1;
   response.body.access_token = `${prefix}-access-${issued}-${randomUUID()}`;
-  response.body.refresh_token = `${prefix}-refresh-${issued}-${randomUUID()}`;
   response.body.expires_in = settings.token_ttl;
-  liveRefreshTokens.add(response.body.refresh_token);
+  // An app's own token (client credentials) comes without a refresh token (RFC 6749 §4.4.3).
+  if (grant === 'client_credentials') {
+    delete response.body.refresh_token;
+  } else {
+    response.body.refresh_token = `${prefix}-refresh-${issued}-${randomUUID()}`;
+    liveRefreshTokens.add(response.body.refresh_token);
+  }
   log({
     endpoint: 'token',
     grant_type: grant,

@@ -351,6 +351,36 @@ impl ProviderClient for ProviderHttp {
             .map_err(classify)
     }
 
+    #[tracing::instrument(skip_all, fields(provider = %client.app.name))]
+    async fn client_credentials(
+        &self,
+        client: &RegisteredApp,
+        scopes: &[String],
+    ) -> Result<GrantedToken, ProviderError> {
+        let (app, secret) = (&client.app, client.secret.as_ref());
+        let token_url = TokenUrl::new(app.token_url.clone())
+            .map_err(|_| ProviderError::Config("token_url".into()))?;
+        let mut oauth = BareClient::new(ClientId::new(app.client_id.clone()))
+            .set_auth_type(if app.client_auth_in_body {
+                AuthType::RequestBody
+            } else {
+                AuthType::BasicAuth
+            })
+            .set_token_uri(token_url);
+        if let Some(s) = secret {
+            oauth = oauth.set_client_secret(ClientSecret::new(s.expose_secret().to_owned()));
+        }
+        let mut req = oauth.exchange_client_credentials();
+        let scope = app.scope_param(scopes).join(&app.scope_separator);
+        if !scope.is_empty() {
+            req = req.add_scope(Scope::new(scope));
+        }
+        req.request_async(&self.token_call(app)?)
+            .await
+            .map(granted)
+            .map_err(classify)
+    }
+
     /// RFC 7009 revocation of the refresh token (which ends the grant at most providers) or,
     /// without one, the access token. Sent directly rather than through the `oauth2` crate,
     /// which refuses plain-HTTP revocation URLs even on the loopback interface.

@@ -375,6 +375,12 @@ pub fn catalog_entry(name: &str) -> Option<&'static CatalogEntry> {
     catalog().iter().find(|e| e.name == name)
 }
 
+/// Whether the provider's tokens are for the app itself (OAuth 2.0 client credentials):
+/// connected without a sign-in, renewed by asking again.
+pub fn is_client_credentials(provider: &str) -> bool {
+    catalog_entry(provider).is_some_and(|e| e.kind == CredentialKind::ClientCredentials)
+}
+
 /// Names every `{placeholder}` in a URL or template.
 pub fn placeholders(text: &str) -> impl Iterator<Item = &str> {
     text.split('{')

@@ -212,7 +212,8 @@ impl ProviderAppInput {
             }
         }
         let entry = catalog_entry(name.as_str());
-        if entry.is_some_and(|e| e.authorize_url.is_none()) {
+        use super::catalog::CredentialKind;
+        if entry.is_some_and(|e| matches!(e.kind, CredentialKind::ApiKey | CredentialKind::Basic)) {
             return Err(ProviderConfigError::NotOauth(name.to_string()));
         }
         let params = self.app_params(entry)?;
@@ -331,6 +332,14 @@ impl ProviderAppInput {
             discovery.map(|d| &d.token_endpoint),
             entry.and_then(|e| e.token_url.as_deref()),
         );
+        // A client-credentials app has no authorization endpoint: nobody signs in.
+        let app_only =
+            entry.is_some_and(|e| e.kind == super::catalog::CredentialKind::ClientCredentials);
+        let authorize_url = if app_only {
+            Some(authorize_url.unwrap_or_default())
+        } else {
+            authorize_url
+        };
         let (Some(authorize_url), Some(token_url)) = (authorize_url, token_url) else {
             return Err(ProviderConfigError::MissingEndpoints(name.to_string()));
         };
@@ -359,7 +368,9 @@ impl ProviderAppInput {
             ),
             catalog_issuer: openid.map(|o| filled(&o.issuer)),
         };
-        check_endpoint("authorize_url", &endpoints.authorize_url, policy)?;
+        if !app_only {
+            check_endpoint("authorize_url", &endpoints.authorize_url, policy)?;
+        }
         check_endpoint("token_url", &endpoints.token_url, policy)?;
         for (field, url) in [
             ("userinfo_url", &endpoints.userinfo_url),

@@ -104,6 +104,7 @@ async fn start(
     match opened {
         Ok(Opened::Redirect(url)) => redirect_binding(&url, &key, secure),
         Ok(Opened::Form(form)) => pages::credential_form(&form),
+        Ok(Opened::Done(done)) => pages::connected(&display_name(&done)),
         Err(e) => e.into_response(),
     }
 }
@@ -218,11 +219,13 @@ async fn connect_start(
         (_, Err(_)) => Err(FlowError::NotConfigured),
     };
     match started {
-        Ok(url) => {
+        Ok(Opened::Redirect(url)) => {
             let mut resp = redirect_binding(&url, &key, secure);
             *resp.status_mut() = StatusCode::SEE_OTHER;
             resp
         }
+        Ok(Opened::Done(done)) => pages::connected(&display_name(&done)),
+        Ok(Opened::Form(form)) => pages::credential_form(&form),
         Err(e) => e.into_response(),
     }
 }

@@ -140,11 +140,14 @@ pub fn connect_page(session: &str, bot: &str, rows: &[ConnectRow]) -> Response {
                 "not connected"
             };
             let entered = crate::service::entered_kind(r.provider.as_str());
-            let action = match (entered.is_some(), r.connected) {
-                (true, false) => "Save",
-                (true, true) => "Replace",
-                (false, false) => "Connect",
-                (false, true) => "Reconnect",
+            let app_only = crate::domain::catalog::is_client_credentials(r.provider.as_str());
+            let action = match (entered.is_some(), app_only, r.connected) {
+                (true, _, false) => "Save",
+                (true, _, true) => "Replace",
+                (false, true, false) => "Get token",
+                (false, true, true) => "Renew token",
+                (false, false, false) => "Connect",
+                (false, false, true) => "Reconnect",
             };
             let inputs = entered
                 .map(|e| fields_html(&crate::service::form_of(&r.alias, e)))

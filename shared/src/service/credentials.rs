@@ -30,6 +30,8 @@ pub enum Opened {
     Redirect(url::Url),
     /// Credentials to enter on this service's page.
     Form(CredentialForm),
+    /// Connected already, without a sign-in (client credentials).
+    Done(Connected),
 }
 
 /// The catalog entry of a provider whose credentials are entered.
@@ -112,6 +114,10 @@ impl Service {
         browser: &crate::domain::ids::BrowserKey,
     ) -> Result<Opened, FlowError> {
         let (link, integration) = self.live_link(link_id).await?;
+        if crate::domain::catalog::is_client_credentials(integration.provider.as_str()) {
+            // An app's own token is connected by the builder, never through a user's link.
+            return Err(FlowError::NotConfigured);
+        }
         match entered_kind(integration.provider.as_str()) {
             Some(entry) => Ok(Opened::Form(form_of(&link.alias, entry))),
             None => self
@@ -175,6 +181,94 @@ impl Service {
             return Err(FlowError::LinkUsed);
         };
         tracing::info!(bot_id = %link.bot_id, alias = %link.alias, %token_id, "entered credentials stored");
+        Ok(Connected {
+            alias: link.alias.clone(),
+            provider: integration.provider.clone(),
+            confirmation_code: None,
+            redirect_to: None,
+        })
+    }
+}
+
+impl Service {
+    /// The connect page's button for a client-credentials integration: the app asks the
+    /// provider for its own token (RFC 6749 §4.4); no one signs in.
+    pub(super) async fn connect_app_token(
+        &self,
+        link: &Link,
+        integration: &Integration,
+    ) -> Result<Connected, FlowError> {
+        use crate::ports::ProviderError;
+        let client = self
+            .registered_app(&integration.provider)
+            .await?
+            .ok_or(FlowError::NotConfigured)?;
+        let granted = self
+            .provider
+            .client_credentials(&client, &integration.scope)
+            .await
+            .map_err(|e| {
+                tracing::warn!(bot_id = %link.bot_id, alias = %link.alias, error = %e, "client-credentials grant failed");
+                match e {
+                    ProviderError::Transient { .. } | ProviderError::OutcomeUnknown => {
+                        FlowError::Unavailable
+                    }
+                    _ => FlowError::ProviderFailed,
+                }
+            })?;
+        let now = self.clock.unix();
+        let expires_at = super::tokens::expiry(&client.app, granted.expires_in, now);
+        let mut info = crate::domain::providers::UserInfo::default();
+        let answer = serde_json::Value::Object(granted.other.clone());
+        for (key, path) in client
+            .app
+            .entry()
+            .map(|e| &e.token_response.keep)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(v) = crate::domain::catalog::lookup(&answer, path) {
+                info.extra.insert(key.clone(), v.clone());
+            }
+        }
+        use secrecy::ExposeSecret;
+        let secrets = TokenSecrets {
+            access_token: granted.access_token.expose_secret().to_owned(),
+            refresh_token: None,
+            token_type: granted.token_type.clone(),
+            scopes: granted
+                .scopes
+                .clone()
+                .unwrap_or_else(|| integration.scope.clone()),
+            other: granted.other.clone(),
+            uid: None,
+            info,
+            raw_info: serde_json::Value::Null,
+        };
+        let claimant = random_urlsafe(16);
+        let key = link.link_id.key();
+        if !self
+            .store
+            .claim_link(&link.bot_id, &key, &claimant, now + LINK_CLAIM_SECS, now)
+            .await?
+        {
+            return Err(FlowError::LinkUsed);
+        }
+        let new = NewToken {
+            bot_id: &link.bot_id,
+            owner: &link.owner,
+            alias: &link.alias,
+            provider: &integration.provider,
+            expires_at,
+        };
+        let spend = Spend::Link {
+            key: &key,
+            claimant: &claimant,
+        };
+        let Some(token_id) = self.store_connected(&new, secrets, spend).await? else {
+            return Err(FlowError::LinkUsed);
+        };
+        tracing::info!(bot_id = %link.bot_id, alias = %link.alias, %token_id, "app token stored");
         Ok(Connected {
             alias: link.alias.clone(),
             provider: integration.provider.clone(),

@@ -588,18 +588,27 @@ impl Service {
         Ok((bot, rows))
     }
 
-    /// Starts a bot-context flow from the connect page; answers the provider's URL.
+    /// A connect page's button: starts a bot-context sign-in (the provider's URL), or, for a
+    /// client-credentials integration, connects the app's own token at once.
     pub async fn connect_start(
         &self,
         session: &LinkId,
         alias: &Alias,
         browser: &BrowserKey,
-    ) -> Result<Url, FlowError> {
+    ) -> Result<super::Opened, FlowError> {
         let (link, integration) = self.connect_link(session, alias).await?;
         if super::credentials::entered_kind(integration.provider.as_str()).is_some() {
             return Err(FlowError::BadRequest);
         }
-        self.begin_flow(&link, &integration, browser).await
+        if crate::domain::catalog::is_client_credentials(integration.provider.as_str()) {
+            return self
+                .connect_app_token(&link, &integration)
+                .await
+                .map(super::Opened::Done);
+        }
+        self.begin_flow(&link, &integration, browser)
+            .await
+            .map(super::Opened::Redirect)
     }
 
     /// A fresh bot-context link for `alias` from the connect page's session.

@@ -24,7 +24,8 @@ struct Due {
     record: TokenRecord,
     secrets: TokenSecrets,
     client: RegisteredApp,
-    refresh_token: SecretString,
+    /// `None` for a client-credentials token, renewed by asking again.
+    refresh_token: Option<SecretString>,
     /// The data key for the new credentials, obtained before the provider is called.
     seal: crate::ports::PreparedSeal,
 }
@@ -151,10 +152,14 @@ impl Service {
             }
         };
         let redirect_uri = self.redirect_uri(&due.client.app.name);
-        let outcome = self
-            .provider
-            .refresh(&due.client, &redirect_uri, &due.refresh_token)
-            .await;
+        let outcome = match &due.refresh_token {
+            Some(rt) => self.provider.refresh(&due.client, &redirect_uri, rt).await,
+            None => {
+                self.provider
+                    .client_credentials(&due.client, &due.secrets.scopes)
+                    .await
+            }
+        };
         match outcome {
             Ok(granted) => self.commit_granted(due, granted, holder).await,
             Err(ProviderError::Final { code }) => {
@@ -189,7 +194,10 @@ impl Service {
         record: TokenRecord,
     ) -> Result<Result<Due, AccessTokenView>, ServiceError> {
         let secrets = self.open_secrets(&record).await?;
-        let Some(refresh_token) = secrets.refresh_token.clone().map(SecretString::from) else {
+        let refresh_token = secrets.refresh_token.clone().map(SecretString::from);
+        if refresh_token.is_none()
+            && !crate::domain::catalog::is_client_credentials(record.provider.as_str())
+        {
             let now = self.clock.unix();
             return Ok(Err(AccessTokenView::without_refresh(
                 &secrets.access_token,

@@ -191,7 +191,9 @@ impl Service {
             };
             return Ok(view);
         }
-        if credentials.refresh_token.is_none() {
+        if credentials.refresh_token.is_none()
+            && !crate::domain::catalog::is_client_credentials(record.provider.as_str())
+        {
             return Ok(AccessTokenView::without_refresh(
                 &credentials.access_token,
                 record.expires_at,
