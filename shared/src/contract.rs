@@ -130,6 +130,7 @@ pub async fn store_bots_and_integrations(store: Arc<dyn Store>) {
         scope: vec!["email".into()],
         context: Context::User,
         confirm: crate::domain::integrations::Confirm::Code,
+        params: [("subdomain".to_owned(), "acme".to_owned())].into(),
     }];
     store.put_integrations(&b, &list).await.unwrap();
     assert_eq!(store.integrations(&b).await.unwrap(), list);
@@ -186,6 +187,7 @@ pub async fn store_links_and_flows(store: Arc<dyn Store>) {
             scope: vec!["email".into()],
             context: Context::User,
             confirm: crate::domain::integrations::Confirm::Code,
+            params: [("shop".to_owned(), "acme".to_owned())].into(),
         }),
     };
     let app = serde_json::from_value::<ProviderAppInput>(serde_json::json!({"client_id": "id-1"}))

@@ -381,6 +381,59 @@ pub fn is_client_credentials(provider: &str) -> bool {
     catalog_entry(provider).is_some_and(|e| e.kind == CredentialKind::ClientCredentials)
 }
 
+/// Checks per-connection values against the provider's entry: each named by a `scope:
+/// connection` param, each matching its pattern. The error says which and why.
+pub fn check_connection_params(
+    provider: &str,
+    given: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    let entry = catalog_entry(provider);
+    for (name, value) in given {
+        let Some(spec) = entry
+            .and_then(|e| e.param(name))
+            .filter(|p| p.scope == ParamScope::Connection)
+        else {
+            return Err(format!(
+                "params.{name}: not a per-connection value of '{provider}'"
+            ));
+        };
+        let ok = value.len() <= 253
+            && regex_lite::Regex::new(&spec.pattern).is_ok_and(|re| re.is_match(value));
+        if !ok {
+            return Err(format!("params.{name} must match {}", spec.pattern));
+        }
+    }
+    Ok(())
+}
+
+/// The connection's values: those given, checked, and the defaults of the others. The error
+/// names the first required value that is missing.
+pub fn connection_params(
+    provider: &str,
+    given: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, String> {
+    check_connection_params(provider, given)?;
+    let mut out = given.clone();
+    let specs = catalog_entry(provider).map_or(&[][..], |e| &e.params[..]);
+    for spec in specs.iter().filter(|p| p.scope == ParamScope::Connection) {
+        if out.contains_key(&spec.name) {
+            continue;
+        }
+        match &spec.default {
+            Some(d) => {
+                out.insert(spec.name.clone(), d.clone());
+            }
+            None => {
+                return Err(format!(
+                    "params.{} is required for '{provider}': {}",
+                    spec.name, spec.label
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Names every `{placeholder}` in a URL or template.
 pub fn placeholders(text: &str) -> impl Iterator<Item = &str> {
     text.split('{')

@@ -7,6 +7,7 @@
 
 use super::ids::{Alias, ProviderName};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::collections::HashSet;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
@@ -61,6 +62,10 @@ pub struct Integration {
     pub context: Context,
     #[serde(default)]
     pub confirm: Confirm,
+    /// Per-connection values of the provider (a Zendesk subdomain), for every connection
+    /// of this integration; a link may give them instead.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
 }
 
 /// One problem in the file, at a 1-based line and column.
@@ -283,7 +288,7 @@ fn entries_of(source: &str) -> Result<Vec<Node>, Vec<YamlIssue>> {
     Ok(entries)
 }
 
-const FIELDS: [&str; 5] = ["provider", "alias", "scope", "context", "confirm"];
+const FIELDS: [&str; 6] = ["provider", "alias", "scope", "context", "confirm", "params"];
 
 fn issue(pos: Pos, message: String) -> YamlIssue {
     YamlIssue {
@@ -334,6 +339,7 @@ struct EntryFields {
     scope: Vec<String>,
     context: Option<Context>,
     confirm: Option<(Confirm, Pos)>,
+    params: Option<(BTreeMap<String, String>, Pos)>,
     issues: Vec<YamlIssue>,
 }
 
@@ -399,6 +405,31 @@ impl EntryFields {
                 self.confirm = Some((confirm, pos));
                 Ok(())
             }),
+            "params" => match value {
+                Node::Map(pairs, pos) => {
+                    let mut params = BTreeMap::new();
+                    let mut bad = None;
+                    for (k, v) in pairs {
+                        match (k, v) {
+                            (Node::Scalar(k, _), Node::Scalar(v, _)) => {
+                                params.insert(k.clone(), v.clone());
+                            }
+                            (_, other) => {
+                                bad = Some(issue(
+                                    other.pos(),
+                                    "each of 'params' must be a name with a string value".into(),
+                                ));
+                            }
+                        }
+                    }
+                    self.params = Some((params, *pos));
+                    bad.map_or(Ok(()), Err)
+                }
+                other => Err(issue(
+                    other.pos(),
+                    format!("'params' must be a mapping, found {}", other.kind()),
+                )),
+            },
             other => {
                 let hint = closest(other, FIELDS.iter().copied())
                     .map(|s| format!(" (did you mean '{s}'?)"))
@@ -406,7 +437,7 @@ impl EntryFields {
                 Err(issue(
                     key_pos,
                     format!(
-                        "unknown key '{other}'{hint}; allowed: provider, alias, scope, context, confirm"
+                        "unknown key '{other}'{hint}; allowed: provider, alias, scope, context, confirm, params"
                     ),
                 ))
             }
@@ -441,6 +472,11 @@ impl EntryFields {
                 ));
             }
         }
+        if let (Some((provider, _)), Some((params, pos))) = (&self.provider, &self.params) {
+            if let Err(why) = super::catalog::check_connection_params(provider.as_str(), params) {
+                self.issues.push(issue(*pos, why));
+            }
+        }
         match (self.provider, self.context) {
             (Some((provider, provider_pos)), Some(context)) if self.issues.is_empty() => {
                 let (alias, alias_pos) = self
@@ -453,6 +489,7 @@ impl EntryFields {
                         scope: self.scope,
                         context,
                         confirm: self.confirm.map_or(Confirm::None, |(c, _)| c),
+                        params: self.params.map(|(p, _)| p).unwrap_or_default(),
                     },
                     alias_pos,
                 ))
@@ -666,6 +703,22 @@ mod tests {
         assert!(parse(&big).unwrap_err()[0].message.contains("larger"));
         let many = "- {provider: google, context: user}\n".repeat(MAX_ENTRIES + 1);
         assert!(parse(&many).unwrap_err()[0].message.contains("more than"));
+    }
+
+    #[test]
+    fn connection_values_are_checked_against_the_catalog() {
+        let known = vec!["zendesk".to_owned()];
+        let ok = parse_integrations(
+            "- provider: zendesk\n  context: bot\n  params:\n    subdomain: acme\n",
+            known.as_slice(),
+        )
+        .unwrap();
+        assert_eq!(ok[0].params["subdomain"], "acme");
+        for bad in ["    subdomain: ../evil\n", "    shop: acme\n", "    subdomain: [a]\n"] {
+            let src = format!("- provider: zendesk\n  context: bot\n  params:\n{bad}");
+            let issues = parse_integrations(&src, known.as_slice()).unwrap_err();
+            assert!(issues[0].message.contains("params"), "{bad}: {issues:?}");
+        }
     }
 
     #[test]

@@ -368,10 +368,13 @@ impl ProviderAppInput {
             ),
             catalog_issuer: openid.map(|o| filled(&o.issuer)),
         };
+        // Per-connection values stay as placeholders until a connection gives them: the URL
+        // is checked with a sample in their place.
+        let sample = |u: &str| super::catalog::fill(u, &|_| Some("x".to_owned()));
         if !app_only {
-            check_endpoint("authorize_url", &endpoints.authorize_url, policy)?;
+            check_endpoint("authorize_url", &sample(&endpoints.authorize_url), policy)?;
         }
-        check_endpoint("token_url", &endpoints.token_url, policy)?;
+        check_endpoint("token_url", &sample(&endpoints.token_url), policy)?;
         for (field, url) in [
             ("userinfo_url", &endpoints.userinfo_url),
             ("revocation_url", &endpoints.revocation_url),
@@ -379,7 +382,7 @@ impl ProviderAppInput {
             ("issuer", &self.issuer),
         ] {
             if let Some(u) = url {
-                check_endpoint(field, u, policy)?;
+                check_endpoint(field, &sample(u), policy)?;
             }
         }
         Ok(endpoints)
@@ -403,6 +406,9 @@ impl ProviderAppInput {
     }
 }
 
+/// Where a token's sealed `other` keeps its per-connection values.
+pub const CONNECTION_KEY: &str = "connection";
+
 impl ProviderApp {
     /// Its catalog entry; `None` for a custom provider.
     pub fn entry(&self) -> Option<&'static CatalogEntry> {
@@ -411,6 +417,41 @@ impl ProviderApp {
         } else {
             catalog_entry(self.name.as_str())
         }
+    }
+
+    /// The app for one connection: its per-connection values (`{subdomain}`, `{shop}`)
+    /// filled into every endpoint.
+    pub fn with_connection(mut self, params: &BTreeMap<String, String>) -> Self {
+        if params.is_empty() {
+            return self;
+        }
+        let fill = |u: &str| super::catalog::fill(u, &|n| params.get(n).cloned());
+        self.params
+            .extend(params.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.authorize_url = fill(&self.authorize_url);
+        self.token_url = fill(&self.token_url);
+        for url in [
+            &mut self.userinfo_url,
+            &mut self.revocation_url,
+            &mut self.issuer,
+            &mut self.jwks_url,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *url = fill(url);
+        }
+        self
+    }
+
+    /// The per-connection values a token keeps in its sealed secrets.
+    pub fn connection_of(
+        other: &serde_json::Map<String, serde_json::Value>,
+    ) -> BTreeMap<String, String> {
+        other
+            .get(CONNECTION_KEY)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
     }
 
     /// An app registered by `issuer` whose discovery document could not be fetched yet.

@@ -159,6 +159,11 @@ pub struct CreateLink {
         example = "u-1"
     )]
     pub user_id: Option<String>,
+    /// Per-connection values the provider needs (`{"subdomain": "acme"}` for Zendesk, `{"shop":
+    /// "acme"}` for Shopify), over those of the integrations file: names and patterns as
+    /// `GET /v1/catalog` lists them with `scope: connection`.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -719,7 +724,7 @@ async fn get_integrations(
         (status = 413, body = ErrorBody, description = "`payload_too_large`: body over 64 KiB"),
         (status = 415, body = ErrorBody, description = "`unsupported_media_type`: not `application/json`"),
         (status = 422, body = ErrorBody,
-         description = "`unknown_alias`, `user_id_required`, `user_id_not_allowed`, `invalid_value` or `invalid_body`")))]
+         description = "`unknown_alias`, `user_id_required`, `user_id_not_allowed`, `invalid_params`, `invalid_value` or `invalid_body`")))]
 async fn create_oauth_link(
     State(s): State<AppState>,
     AuthedBot(bot): AuthedBot,
@@ -734,7 +739,7 @@ async fn create_oauth_link(
         .map_err(unprocessable)?;
     Ok((
         StatusCode::CREATED,
-        Json(s.create_link(&bot, &alias, user).await?),
+        Json(s.create_link_with(&bot, &alias, user, body.params).await?),
     ))
 }
 

@@ -166,6 +166,7 @@ impl From<ServiceError> for ApiError {
                 message,
             },
             ServiceError::UnknownAlias(_) => unprocessable("unknown_alias", message),
+            ServiceError::InvalidParams(_) => unprocessable("invalid_params", message),
             ServiceError::UserIdRequired(_) => unprocessable("user_id_required", message),
             ServiceError::UserIdNotAllowed(_) => unprocessable("user_id_not_allowed", message),
             ServiceError::InvalidProvider(_) => unprocessable("invalid_provider", message),

@@ -105,6 +105,16 @@ fn secrets_of(
     })
 }
 
+/// Keeps a connection's per-connection values with its secrets.
+fn keep_connection(secrets: &mut TokenSecrets, params: &BTreeMap<String, String>) {
+    if !params.is_empty() {
+        secrets.other.insert(
+            crate::domain::providers::CONNECTION_KEY.to_owned(),
+            serde_json::to_value(params).unwrap_or_default(),
+        );
+    }
+}
+
 impl Service {
     /// `GET /oauth/start/{link}` for any integration: an OAuth sign-in starts, an entered one
     /// shows its form (nothing is written until it is sent).
@@ -155,7 +165,8 @@ impl Service {
         given: BTreeMap<String, String>,
     ) -> Result<Connected, FlowError> {
         let entry = entered_kind(integration.provider.as_str()).ok_or(FlowError::NotConfigured)?;
-        let secrets = secrets_of(entry, given)?;
+        let mut secrets = secrets_of(entry, given)?;
+        keep_connection(&mut secrets, &integration.params);
         let now = self.clock.unix();
         let claimant = random_urlsafe(16);
         let key = link.link_id.key();
@@ -199,10 +210,11 @@ impl Service {
         integration: &Integration,
     ) -> Result<Connected, FlowError> {
         use crate::ports::ProviderError;
-        let client = self
+        let mut client = self
             .registered_app(&integration.provider)
             .await?
             .ok_or(FlowError::NotConfigured)?;
+        client.app = client.app.with_connection(&integration.params);
         let granted = self
             .provider
             .client_credentials(&client, &integration.scope)
@@ -245,6 +257,8 @@ impl Service {
             info,
             raw_info: serde_json::Value::Null,
         };
+        let mut secrets = secrets;
+        keep_connection(&mut secrets, &integration.params);
         let claimant = random_urlsafe(16);
         let key = link.link_id.key();
         if !self

@@ -22,6 +22,8 @@ pub enum ServiceError {
     UserIdNotAllowed(Alias),
     #[error("provider '{0}' has no app registered: the operator must PUT /v1/admin/providers/{0}")]
     ProviderNotConfigured(ProviderName),
+    #[error("{0}")]
+    InvalidParams(String),
     #[error("the integrations file has {} problem(s)", .0.len())]
     InvalidIntegrations(Vec<YamlIssue>),
     #[error(transparent)]

@@ -168,6 +168,7 @@ impl Service {
                 ServiceError::ProviderUnavailable { .. } => FlowError::Unavailable,
                 other => FlowError::Internal(other),
             })?;
+        let app = app.with_connection(&integration.params);
         let state = SecretString::from(new_state(&link.bot_id));
         let redirect_uri = self.redirect_uri(&app.name);
         let scopes = app.scope_param(&integration.scope);
@@ -447,6 +448,14 @@ impl Service {
             .as_ref()
             .and_then(|c| c.get("sub")?.as_str().map(str::to_owned))
             .or(uid);
+        let mut other = g.other.clone();
+        let connection = connection_values(app);
+        if !connection.is_empty() {
+            other.insert(
+                crate::domain::providers::CONNECTION_KEY.to_owned(),
+                serde_json::to_value(connection).unwrap_or_default(),
+            );
+        }
         Ok(TokenSecrets {
             access_token: g.access_token.expose_secret().to_owned(),
             refresh_token: g
@@ -455,7 +464,7 @@ impl Service {
                 .map(|r| r.expose_secret().to_owned()),
             token_type: g.token_type.clone(),
             scopes: g.scopes.clone().unwrap_or_else(|| flow.scopes.clone()),
-            other: g.other.clone(),
+            other,
             uid,
             info,
             raw_info,
@@ -618,7 +627,7 @@ impl Service {
         alias: &Alias,
     ) -> Result<(Link, Integration), FlowError> {
         let bot = self.connect_session(session).await?;
-        self.mint_link(&bot, alias, None)
+        self.mint_link(&bot, alias, None, std::collections::BTreeMap::new())
             .await
             .map_err(|e| match e {
                 ServiceError::Store(_) | ServiceError::Seal(_) | ServiceError::Decode(_) => {
@@ -627,6 +636,24 @@ impl Service {
                 _ => FlowError::NotConfigured,
             })
     }
+}
+
+/// The per-connection values an app was filled with, to keep with the token (its refresh,
+/// user info and revocation go to the same shop or subdomain).
+pub(super) fn connection_values(app: &ProviderApp) -> std::collections::BTreeMap<String, String> {
+    use crate::domain::catalog::ParamScope;
+    let Some(entry) = app.entry() else {
+        return Default::default();
+    };
+    app.params
+        .iter()
+        .filter(|(k, _)| {
+            entry
+                .param(k)
+                .is_some_and(|p| p.scope == ParamScope::Connection)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// RFC 9207: `iss`, when sent, is the provider's issuer exactly; when the provider's metadata

@@ -99,7 +99,19 @@ impl Service {
         alias: &Alias,
         user: Option<UserId>,
     ) -> Result<MintedLink, ServiceError> {
-        let (link, _) = self.mint_link(bot, alias, user).await?;
+        self.create_link_with(bot, alias, user, BTreeMap::new())
+            .await
+    }
+
+    /// `oauth_link(alias)` with per-connection values (a Zendesk subdomain).
+    pub async fn create_link_with(
+        &self,
+        bot: &BotId,
+        alias: &Alias,
+        user: Option<UserId>,
+        params: BTreeMap<String, String>,
+    ) -> Result<MintedLink, ServiceError> {
+        let (link, _) = self.mint_link(bot, alias, user, params).await?;
         Ok(MintedLink {
             url: self.url(&format!("/oauth/start/{}", link.link_id)),
             expires_at: link.expires_at,
@@ -113,11 +125,18 @@ impl Service {
         bot: &BotId,
         alias: &Alias,
         user: Option<UserId>,
+        params: BTreeMap<String, String>,
     ) -> Result<(Link, Integration), ServiceError> {
-        let integration = self
+        let mut integration = self
             .integration(bot, alias)
             .await?
             .ok_or_else(|| ServiceError::UnknownAlias(alias.clone()))?;
+        // The file's values, then the link's; all checked, defaults filled in.
+        let mut given = integration.params.clone();
+        given.extend(params);
+        integration.params =
+            crate::domain::catalog::connection_params(integration.provider.as_str(), &given)
+                .map_err(ServiceError::InvalidParams)?;
         let owner = match (integration.context, user) {
             (Context::User, Some(u)) => Owner::User(u),
             (Context::User, None) => return Err(ServiceError::UserIdRequired(alias.clone())),

@@ -6,6 +6,7 @@ use super::tokens::{expiry, AccessTokenView};
 use super::{Service, ServiceError};
 use crate::domain::events::{EventKind, EventReason};
 use crate::domain::ids::random_urlsafe;
+use crate::domain::providers::ProviderApp;
 use crate::domain::token::{TokenRecord, TokenSecrets, TokenStatus};
 use crate::ports::{GrantedToken, ProviderError, RegisteredApp};
 use secrecy::{ExposeSecret, SecretString};
@@ -205,10 +206,13 @@ impl Service {
                 now,
             )));
         };
-        let client = self
+        let mut client = self
             .registered_app(&record.provider)
             .await?
             .ok_or_else(|| ServiceError::ProviderNotConfigured(record.provider.clone()))?;
+        client.app = client
+            .app
+            .with_connection(&ProviderApp::connection_of(&secrets.other));
         // Whatever can fail for a dependency happens before the provider spends the refresh
         // token: after its answer, sealing is local.
         let seal = self

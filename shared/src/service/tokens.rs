@@ -289,7 +289,7 @@ impl Service {
         provider: &ProviderName,
         secrets: &TokenSecrets,
     ) -> Revoked {
-        let client = match self.registered_app(provider).await {
+        let mut client = match self.registered_app(provider).await {
             Ok(Some(c)) => c,
             Ok(None) => return Revoked::Failed,
             Err(e) => {
@@ -297,6 +297,9 @@ impl Service {
                 return Revoked::Failed;
             }
         };
+        client.app = client
+            .app
+            .with_connection(&ProviderApp::connection_of(&secrets.other));
         let access = SecretString::from(secrets.access_token.clone());
         let refresh = secrets.refresh_token.clone().map(SecretString::from);
         match self

@@ -209,9 +209,15 @@ async fn exercise(e: &'static CatalogEntry) -> Result<(), String> {
 
     // The authorization request carries what the entry says.
     let alias = Alias::parse(&e.name).unwrap();
+    let connection: BTreeMap<String, String> = e
+        .params
+        .iter()
+        .filter(|p| p.scope == crate::domain::catalog::ParamScope::Connection)
+        .map(|p| (p.name.clone(), params[&p.name].clone()))
+        .collect();
     let link = s
         .service
-        .create_link(&s.bot, &alias, Some(UserId::parse("u-1").unwrap()))
+        .create_link_with(&s.bot, &alias, Some(UserId::parse("u-1").unwrap()), connection)
         .await
         .map_err(|err| format!("minting a link: {err}"))?;
     let link_id = LinkId::parse(link.url.rsplit('/').next().unwrap()).unwrap();
@@ -451,4 +457,149 @@ async fn every_oauth_entry_passes_its_recorded_answers() {
         failures.join("\n")
     );
     eprintln!("{passed} OAuth catalog entries passed their recorded answers");
+}
+
+/// Zendesk's subdomain given on the link reaches every call of that connection: the
+/// authorization, the code exchange, the user info, the refresh and the revocation. The
+/// registration here puts the placeholder in the fake provider's paths, where a test can see it.
+#[tokio::test]
+async fn a_links_connection_values_reach_every_call_of_that_connection() {
+    let e = crate::domain::catalog::catalog_entry("zendesk").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let fake = Arc::new(Fake {
+        answers: answers_of(e),
+        token_path: "/acme/oauth/tokens".into(),
+        userinfo_path: Some("/acme/api/v2/users/me.json".into()),
+        revocation_path: Some("/acme/api/v2/oauth/tokens/current.json".into()),
+        seen: Mutex::default(),
+    });
+    let app = axum::Router::new()
+        .fallback(answer)
+        .with_state(Arc::clone(&fake));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let s = setup().await;
+    let input = serde_json::json!({
+        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+        "authorize_url": format!("{base}/{{subdomain}}/oauth/authorizations/new"),
+        "token_url": format!("{base}/{{subdomain}}/oauth/tokens"),
+        "userinfo_url": format!("{base}/{{subdomain}}/api/v2/users/me.json"),
+        "revocation_url": format!("{base}/{{subdomain}}/api/v2/oauth/tokens/current.json"),
+    });
+    let name = ProviderName::parse("zendesk").unwrap();
+    s.service
+        .put_provider(&name, serde_json::from_value(input).unwrap())
+        .await
+        .unwrap();
+    s.service
+        .put_integrations(
+            &s.bot,
+            "- provider: zendesk\n  context: user\n  scope: read\n",
+        )
+        .await
+        .unwrap();
+    let alias = Alias::parse("zendesk").unwrap();
+    let user = || Some(UserId::parse("u-1").unwrap());
+
+    // Without the subdomain, or with one that would climb out of the host, no link.
+    let missing = s.service.create_link(&s.bot, &alias, user()).await;
+    assert!(
+        matches!(&missing, Err(ServiceError::InvalidParams(m)) if m.contains("params.subdomain is required")),
+        "{missing:?}"
+    );
+    for bad in ["../evil", "evil.example/x", "a b", "ACME"] {
+        let refused = s
+            .service
+            .create_link_with(
+                &s.bot,
+                &alias,
+                user(),
+                [("subdomain".to_owned(), bad.to_owned())].into(),
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(ServiceError::InvalidParams(_))),
+            "{bad}: {refused:?}"
+        );
+    }
+    let unknown = s
+        .service
+        .create_link_with(
+            &s.bot,
+            &alias,
+            user(),
+            [("shop".to_owned(), "acme".to_owned())].into(),
+        )
+        .await;
+    assert!(
+        matches!(unknown, Err(ServiceError::InvalidParams(_))),
+        "{unknown:?}"
+    );
+
+    let link = s
+        .service
+        .create_link_with(
+            &s.bot,
+            &alias,
+            user(),
+            [("subdomain".to_owned(), "acme".to_owned())].into(),
+        )
+        .await
+        .unwrap();
+    let link_id = LinkId::parse(link.url.rsplit('/').next().unwrap()).unwrap();
+    let url = s
+        .service
+        .start(&link_id, &super::scripted::browser())
+        .await
+        .unwrap();
+    assert_eq!(url.path(), "/acme/oauth/authorizations/new");
+    let state = url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| SecretString::from(v.into_owned()))
+        .unwrap();
+    s.service
+        .callback(
+            "zendesk",
+            super::scripted::callback_with(&state, "CODE-1"),
+            Some(&super::scripted::browser()),
+        )
+        .await
+        .unwrap();
+    let owner = Owner::User(UserId::parse("u-1").unwrap());
+    let id = s
+        .service
+        .tokens_of(&s.bot, &owner)
+        .await
+        .unwrap()
+        .remove(&alias)
+        .unwrap();
+    let full = s.service.full_token(&s.bot, &id).await.unwrap();
+    assert_eq!(full.credentials.other["connection"]["subdomain"], "acme");
+    assert!(full.uid.is_some());
+
+    let db = rusqlite::Connection::open(s.dir.path().join("db")).unwrap();
+    db.execute("UPDATE tokens SET expires_at = 1", []).unwrap();
+    let view = s.service.access_token(&s.bot, &id).await.unwrap();
+    assert_eq!(view.status, "valid");
+    assert!(s.service.delete_token(&s.bot, &id).await.unwrap());
+
+    let paths: Vec<String> = fake
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        paths,
+        vec![
+            "POST /acme/oauth/tokens",
+            "GET /acme/api/v2/users/me.json",
+            "POST /acme/oauth/tokens",
+            "DELETE /acme/api/v2/oauth/tokens/current.json",
+        ]
+    );
+    server.abort();
 }
