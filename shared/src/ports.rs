@@ -436,6 +436,20 @@ pub trait ProviderClient: Send + Sync {
         redirect_uri: &str,
         refresh_token: &SecretString,
     ) -> Result<GrantedToken, ProviderError>;
+    /// The user-info call of an entered credential (an API key, or the ready `Basic ...`
+    /// value), placed on the request as the catalog entry says.
+    async fn entered_user_info(
+        &self,
+        spec: &crate::domain::catalog::UserInfoSpec,
+        credential: &crate::domain::catalog::CredentialSpec,
+        url: &str,
+        secret: &SecretString,
+    ) -> Result<Value, ProviderError> {
+        let _ = (spec, credential, url, secret);
+        Err(ProviderError::Config(
+            "this provider client cannot check entered credentials".into(),
+        ))
+    }
     /// OAuth 2.0 client credentials (RFC 6749 §4.4): a token for the app itself.
     async fn client_credentials(
         &self,

@@ -351,6 +351,46 @@ impl ProviderClient for ProviderHttp {
             .map_err(classify)
     }
 
+    async fn entered_user_info(
+        &self,
+        spec: &crate::domain::catalog::UserInfoSpec,
+        credential: &crate::domain::catalog::CredentialSpec,
+        url: &str,
+        secret: &SecretString,
+    ) -> Result<Value, ProviderError> {
+        if !self.permitted(url) {
+            return Err(Self::refused(url));
+        }
+        let req = provider_calls::entered_user_info_request(
+            self.http_or_config()?,
+            spec,
+            credential,
+            url,
+            secret,
+        )
+        .ok_or_else(|| ProviderError::Config("the entry's user-info request".into()))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|_| ProviderError::Transient { retry_after: None })?;
+        let status = resp.status();
+        if status.as_u16() == 429 || status.is_server_error() {
+            return Err(ProviderError::Transient {
+                retry_after: retry_after(&resp),
+            });
+        }
+        if !status.is_success() {
+            return Err(ProviderError::Final {
+                code: format!("credentials_refused_http_{}", status.as_u16()),
+            });
+        }
+        let body = read_limited(resp)
+            .await
+            .map_err(|_| ProviderError::Malformed("user info".into()))?;
+        serde_json::from_slice(&body)
+            .map_err(|_| ProviderError::Malformed("user info is not JSON".into()))
+    }
+
     #[tracing::instrument(skip_all, fields(provider = %client.app.name))]
     async fn client_credentials(
         &self,

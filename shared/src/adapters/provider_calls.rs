@@ -3,7 +3,8 @@
 //! as RFC 7009 or as the provider's own call.
 
 use crate::domain::catalog::{
-    fill, lookup, BodyKind, Revocation, RevokeAuth, TokenShape, UserInfoSpec, WhichToken,
+    fill, lookup, BodyKind, CredentialSpec, Placement, Revocation, RevokeAuth, TokenShape,
+    UserInfoSpec, WhichToken,
 };
 use crate::domain::providers::ProviderApp;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION};
@@ -152,6 +153,57 @@ pub fn user_info_request(
         }
     }
     req
+}
+
+/// The user-info request of an entered credential: the entry's method and headers, the
+/// credential where the entry puts it (a header with its prefix, a query parameter, HTTP
+/// Basic, or a path segment before the URL's path).
+pub fn entered_user_info_request(
+    client: &reqwest::Client,
+    spec: &UserInfoSpec,
+    credential: &CredentialSpec,
+    url: &str,
+    secret: &SecretString,
+) -> Option<reqwest::RequestBuilder> {
+    let mut url = url::Url::parse(url).ok()?;
+    let mut headers = HeaderMap::new();
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    for (k, v) in &spec.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    let key = secret.expose_secret();
+    match credential.placement {
+        Placement::Header => {
+            let name = HeaderName::from_bytes(credential.header.as_deref()?.as_bytes()).ok()?;
+            let value = format!("{}{key}", credential.prefix.as_deref().unwrap_or_default());
+            headers.insert(name, sensitive(HeaderValue::from_str(&value).ok()?));
+        }
+        Placement::Basic => {
+            headers.insert(AUTHORIZATION, sensitive(HeaderValue::from_str(key).ok()?));
+        }
+        Placement::Query => {
+            url.query_pairs_mut()
+                .append_pair(credential.query.as_deref()?, key);
+        }
+        Placement::Path => {
+            let path = format!("/{}{key}{}", credential.path_prefix.as_deref()?, url.path());
+            url.set_path(&path);
+        }
+    }
+    let mut req = client
+        .request(spec.method.as_http(), url.as_str())
+        .headers(headers);
+    if spec.method == crate::domain::catalog::Method::Post {
+        if let Some(body) = &spec.body {
+            req = req.json(body);
+        }
+    }
+    Some(req)
 }
 
 /// How the revocation is sent for an app: the entry's own call, or RFC 7009 (custom

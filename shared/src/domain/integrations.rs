@@ -714,7 +714,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok[0].params["subdomain"], "acme");
-        for bad in ["    subdomain: ../evil\n", "    shop: acme\n", "    subdomain: [a]\n"] {
+        for bad in [
+            "    subdomain: ../evil\n",
+            "    shop: acme\n",
+            "    subdomain: [a]\n",
+        ] {
             let src = format!("- provider: zendesk\n  context: bot\n  params:\n{bad}");
             let issues = parse_integrations(&src, known.as_slice()).unwrap_err();
             assert!(issues[0].message.contains("params"), "{bad}: {issues:?}");

@@ -242,8 +242,8 @@ impl IntoResponse for FlowError {
                 StatusCode::BAD_REQUEST,
                 "Not connected",
                 &format!(
-                    "<p>{} is missing or not valid, so nothing was connected.</p>\
-                     <p>Go back, fill it in and send the form again.</p>",
+                    "<p>{}, so nothing was connected.</p>\
+                     <p>Go back, correct the form and send it again.</p>",
                     escape(&label)
                 ),
             ),

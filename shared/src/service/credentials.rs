@@ -65,7 +65,10 @@ fn secrets_of(
         let value = given.remove(&f.name).unwrap_or_default();
         let value = value.trim();
         if value.is_empty() || value.len() > MAX_FIELD_LEN || value.chars().any(char::is_control) {
-            return Err(FlowError::BadCredentials(f.label.clone()));
+            return Err(FlowError::BadCredentials(format!(
+                "{} is missing or not valid",
+                f.label
+            )));
         }
         fields.insert(f.name.clone(), serde_json::Value::String(value.to_owned()));
     }
@@ -103,6 +106,49 @@ fn secrets_of(
         info: Default::default(),
         raw_info: serde_json::Value::Null,
     })
+}
+
+impl Service {
+    /// Asks the provider who the entered credential belongs to, where the entry says how:
+    /// a refusal (HTTP 4xx) means the credential is wrong and nothing is stored; a provider
+    /// that cannot be reached leaves the credential stored without `info`, as for sign-ins.
+    async fn describe_entered(
+        &self,
+        entry: &CatalogEntry,
+        params: &BTreeMap<String, String>,
+        secrets: &mut TokenSecrets,
+    ) -> Result<(), FlowError> {
+        use crate::ports::ProviderError;
+        let (Some(spec), Some(credential)) = (&entry.userinfo, &entry.credential) else {
+            return Ok(());
+        };
+        let url = crate::domain::catalog::fill(&spec.url, &|n| params.get(n).cloned());
+        let secret = secrecy::SecretString::from(secrets.access_token.clone());
+        match self
+            .provider
+            .entered_user_info(spec, credential, &url, &secret)
+            .await
+        {
+            Ok(raw) => {
+                let (uid, info) = crate::domain::providers::normalize_user_info(Some(spec), &raw);
+                secrets.uid = uid;
+                secrets.info = info;
+                secrets.raw_info = raw;
+                Ok(())
+            }
+            Err(ProviderError::Final { code }) => {
+                tracing::info!(provider = %entry.name, %code, "entered credentials refused by the provider; nothing stored");
+                Err(FlowError::BadCredentials(format!(
+                    "{} refused these credentials",
+                    entry.display_name
+                )))
+            }
+            Err(e) => {
+                tracing::warn!(provider = %entry.name, error = %e, "entered credentials could not be checked; stored without user info");
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Keeps a connection's per-connection values with its secrets.
@@ -166,6 +212,8 @@ impl Service {
     ) -> Result<Connected, FlowError> {
         let entry = entered_kind(integration.provider.as_str()).ok_or(FlowError::NotConfigured)?;
         let mut secrets = secrets_of(entry, given)?;
+        self.describe_entered(entry, &integration.params, &mut secrets)
+            .await?;
         keep_connection(&mut secrets, &integration.params);
         let now = self.clock.unix();
         let claimant = random_urlsafe(16);

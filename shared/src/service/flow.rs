@@ -61,8 +61,8 @@ pub enum FlowError {
     Unavailable,
     #[error("the integration is not available")]
     NotConfigured,
-    /// An entered credential is missing or malformed; names the field's label.
-    #[error("'{0}' is missing or not valid")]
+    /// An entered credential is missing, malformed or refused; says which.
+    #[error("{0}")]
     BadCredentials(String),
     #[error(transparent)]
     Internal(#[from] ServiceError),

@@ -217,7 +217,12 @@ async fn exercise(e: &'static CatalogEntry) -> Result<(), String> {
         .collect();
     let link = s
         .service
-        .create_link_with(&s.bot, &alias, Some(UserId::parse("u-1").unwrap()), connection)
+        .create_link_with(
+            &s.bot,
+            &alias,
+            Some(UserId::parse("u-1").unwrap()),
+            connection,
+        )
         .await
         .map_err(|err| format!("minting a link: {err}"))?;
     let link_id = LinkId::parse(link.url.rsplit('/').next().unwrap()).unwrap();
@@ -602,4 +607,111 @@ async fn a_links_connection_values_reach_every_call_of_that_connection() {
         ]
     );
     server.abort();
+}
+
+/// Every API-key and Basic entry that can say who a credential belongs to: the credential is
+/// placed on the user-info request as the entry says, the recorded answer maps onto `uid` and
+/// `info`, and a credential the provider refuses is reported as refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_entered_entry_checks_its_credential_as_recorded() {
+    use crate::domain::catalog::Placement;
+    let provider = crate::wiring::provider_client(crate::domain::network::OutboundPolicy {
+        allow_loopback: true,
+    })
+    .unwrap();
+    let mut checked = 0;
+    for e in catalog()
+        .iter()
+        .filter(|e| matches!(e.kind, CredentialKind::ApiKey | CredentialKind::Basic))
+    {
+        let (Some(spec), Some(credential)) = (&e.userinfo, &e.credential) else {
+            continue;
+        };
+        let answers = answers_of(e);
+        let secret = match e.kind {
+            CredentialKind::Basic => "Basic QUMxMjM6c2VjcmV0".to_owned(),
+            _ => "KEY-123".to_owned(),
+        };
+        let expected = secret.clone();
+        let placement = credential.clone();
+        let body = answers["userinfo"]["body"].clone();
+        let seen = Arc::new(Mutex::new(0usize));
+        let counter = Arc::clone(&seen);
+        let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+            let (expected, placement, body, counter) = (
+                expected.clone(),
+                placement.clone(),
+                body.clone(),
+                Arc::clone(&counter),
+            );
+            async move {
+                *counter.lock().unwrap() += 1;
+                let got = match placement.placement {
+                    Placement::Header => headers
+                        .get(placement.header.as_deref().unwrap())
+                        .and_then(|v| v.to_str().ok())
+                        .map(|v| {
+                            v.trim_start_matches(placement.prefix.as_deref().unwrap_or(""))
+                                .to_owned()
+                        }),
+                    Placement::Basic => headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned),
+                    Placement::Query => form(uri.query().unwrap_or_default())
+                        .remove(placement.query.as_deref().unwrap()),
+                    Placement::Path => None,
+                };
+                if got.as_deref() == Some(expected.as_str()) {
+                    (StatusCode::OK, axum::Json(body))
+                } else {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        axum::Json(serde_json::json!({"error": "unauthorized"})),
+                    )
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let params: BTreeMap<String, String> = e
+            .params
+            .iter()
+            .map(|p| (p.name.clone(), sample(&p.pattern, p.default.as_ref())))
+            .collect();
+        let (url, _) = on_fake(&base, &spec.url, &params);
+
+        let raw = provider
+            .entered_user_info(spec, credential, &url, &SecretString::from(secret.clone()))
+            .await
+            .unwrap_or_else(|err| panic!("{}: {err}", e.name));
+        let (uid, info) = crate::domain::providers::normalize_user_info(Some(spec), &raw);
+        let expect = &answers["expect"];
+        if let Some(want) = expect.get("uid").and_then(Value::as_str) {
+            assert_eq!(uid.as_deref(), Some(want), "{}", e.name);
+        }
+        let info = serde_json::to_value(&info).unwrap();
+        for (k, v) in expect["info"].as_object().into_iter().flatten() {
+            assert_eq!(&info[k], v, "{}: info.{k}", e.name);
+        }
+        let refused = provider
+            .entered_user_info(
+                spec,
+                credential,
+                &url,
+                &SecretString::from("WRONG".to_owned()),
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(crate::ports::ProviderError::Final { .. })),
+            "{}: {refused:?}",
+            e.name
+        );
+        assert_eq!(*seen.lock().unwrap(), 2, "{}", e.name);
+        server.abort();
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked} entries checked");
+    eprintln!("{checked} entered-credential entries checked against their recorded answers");
 }
