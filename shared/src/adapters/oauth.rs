@@ -287,8 +287,12 @@ impl ProviderClient for ProviderHttp {
         let state = state.expose_secret().to_owned();
         let mut req = client.authorize_url(move || CsrfToken::new(state));
         let scope = scopes.join(&app.scope_separator);
-        if !scope.is_empty() {
-            req = req.add_scope(Scope::new(scope));
+        // Some providers take the scopes under another name (Slack's user scopes).
+        match app.entry().and_then(|e| e.scope_param.as_deref()) {
+            Some(param) if !scope.is_empty() => req = req.add_extra_param(param.to_owned(), scope),
+            Some(_) => {}
+            None if !scope.is_empty() => req = req.add_scope(Scope::new(scope)),
+            None => {}
         }
         for (k, v) in &app.authorize_params {
             req = req.add_extra_param(k.clone(), v.clone());
