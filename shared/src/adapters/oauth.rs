@@ -247,23 +247,27 @@ async fn send(
 }
 
 impl ProviderHttp {
+    /// The `oauth2` client for `app`; `redirect_uri` for the grants that send one.
     fn client(
         app: &ProviderApp,
         secret: Option<&SecretString>,
-        redirect_uri: &str,
+        redirect_uri: Option<&str>,
     ) -> Result<BareClient, ProviderError> {
-        let mut client = BareClient::new(ClientId::new(app.client_id.clone()))
-            .set_redirect_uri(
-                RedirectUrl::new(redirect_uri.to_owned())
-                    .map_err(|_| ProviderError::Config("redirect_uri".into()))?,
-            )
-            .set_auth_type(if app.client_auth_in_body {
+        let mut client = BareClient::new(ClientId::new(app.client_id.clone())).set_auth_type(
+            if app.client_auth_in_body {
                 AuthType::RequestBody
             } else {
                 AuthType::BasicAuth
-            });
+            },
+        );
         if let Some(s) = secret {
             client = client.set_client_secret(ClientSecret::new(s.expose_secret().to_owned()));
+        }
+        if let Some(uri) = redirect_uri {
+            client = client.set_redirect_uri(
+                RedirectUrl::new(uri.to_owned())
+                    .map_err(|_| ProviderError::Config("redirect_uri".into()))?,
+            );
         }
         Ok(client)
     }
@@ -283,7 +287,7 @@ impl ProviderClient for ProviderHttp {
     ) -> Result<Authorization, ProviderError> {
         let auth_url = AuthUrl::new(app.authorize_url.clone())
             .map_err(|_| ProviderError::Config("authorize_url".into()))?;
-        let client = Self::client(app, None, redirect_uri)?.set_auth_uri(auth_url);
+        let client = Self::client(app, None, Some(redirect_uri))?.set_auth_uri(auth_url);
         let state = state.expose_secret().to_owned();
         let mut req = client.authorize_url(move || CsrfToken::new(state));
         let scope = scopes.join(&app.scope_separator);
@@ -324,7 +328,7 @@ impl ProviderClient for ProviderHttp {
         let (app, secret) = (&client.app, client.secret.as_ref());
         let token_url = TokenUrl::new(app.token_url.clone())
             .map_err(|_| ProviderError::Config("token_url".into()))?;
-        let client = Self::client(app, secret, redirect_uri)?.set_token_uri(token_url);
+        let client = Self::client(app, secret, Some(redirect_uri))?.set_token_uri(token_url);
         let mut req = client.exchange_code(AuthorizationCode::new(code.expose_secret().to_owned()));
         if let Some(v) = verifier {
             req = req.set_pkce_verifier(PkceCodeVerifier::new(v.expose_secret().to_owned()));
@@ -345,7 +349,7 @@ impl ProviderClient for ProviderHttp {
         let (app, secret) = (&client.app, client.secret.as_ref());
         let token_url = TokenUrl::new(app.token_url.clone())
             .map_err(|_| ProviderError::Config("token_url".into()))?;
-        let client = Self::client(app, secret, redirect_uri)?.set_token_uri(token_url);
+        let client = Self::client(app, secret, Some(redirect_uri))?.set_token_uri(token_url);
         let rt = RefreshToken::new(refresh_token.expose_secret().to_owned());
         client
             .exchange_refresh_token(&rt)
@@ -404,16 +408,7 @@ impl ProviderClient for ProviderHttp {
         let (app, secret) = (&client.app, client.secret.as_ref());
         let token_url = TokenUrl::new(app.token_url.clone())
             .map_err(|_| ProviderError::Config("token_url".into()))?;
-        let mut oauth = BareClient::new(ClientId::new(app.client_id.clone()))
-            .set_auth_type(if app.client_auth_in_body {
-                AuthType::RequestBody
-            } else {
-                AuthType::BasicAuth
-            })
-            .set_token_uri(token_url);
-        if let Some(s) = secret {
-            oauth = oauth.set_client_secret(ClientSecret::new(s.expose_secret().to_owned()));
-        }
+        let oauth = Self::client(app, secret, None)?.set_token_uri(token_url);
         let mut req = oauth.exchange_client_credentials();
         let scope = app.scope_param(scopes).join(&app.scope_separator);
         if !scope.is_empty() {

@@ -93,17 +93,26 @@ impl Template<'_> {
     }
 
     fn headers(&self, extra: &std::collections::BTreeMap<String, String>) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for (k, v) in extra {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(k.as_bytes()),
-                HeaderValue::from_str(&self.fill(v)),
-            ) {
-                headers.insert(name, sensitive(value));
-            }
-        }
-        headers
+        header_map(extra, |v| self.fill(v))
     }
+}
+
+/// An entry's extra headers, each value passed through `value` (templating), marked
+/// sensitive; names or values that are not valid HTTP are left out.
+fn header_map(
+    extra: &std::collections::BTreeMap<String, String>,
+    value: impl Fn(&str) -> String,
+) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (k, v) in extra {
+        if let (Ok(name), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(&value(v)),
+        ) {
+            headers.insert(name, sensitive(v));
+        }
+    }
+    headers
 }
 
 /// Header values may carry a secret: never printed by the HTTP stack's debug output.
@@ -146,13 +155,7 @@ pub fn user_info_request(
     if let Some(s) = spec {
         headers.extend(t.headers(&s.headers));
     }
-    let mut req = client.request(method.clone(), url).headers(headers);
-    if method == http::Method::POST {
-        if let Some(body) = spec.and_then(|s| s.body.as_ref()) {
-            req = req.json(body);
-        }
-    }
-    req
+    with_body(client.request(method, url).headers(headers), spec)
 }
 
 /// The user-info request of an entered credential: the entry's method and headers, the
@@ -168,14 +171,7 @@ pub fn entered_user_info_request(
     let mut url = url::Url::parse(url).ok()?;
     let mut headers = HeaderMap::new();
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-    for (k, v) in &spec.headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(v),
-        ) {
-            headers.insert(name, value);
-        }
-    }
+    headers.extend(header_map(&spec.headers, str::to_owned));
     let key = secret.expose_secret();
     match credential.placement {
         Placement::Header => {
@@ -195,15 +191,22 @@ pub fn entered_user_info_request(
             url.set_path(&path);
         }
     }
-    let mut req = client
+    let req = client
         .request(spec.method.as_http(), url.as_str())
         .headers(headers);
-    if spec.method == crate::domain::catalog::Method::Post {
-        if let Some(body) = &spec.body {
-            req = req.json(body);
-        }
+    Some(with_body(req, Some(spec)))
+}
+
+/// A `POST` user-info request carries the entry's JSON body, when it has one.
+fn with_body(req: reqwest::RequestBuilder, spec: Option<&UserInfoSpec>) -> reqwest::RequestBuilder {
+    match spec {
+        Some(UserInfoSpec {
+            method: crate::domain::catalog::Method::Post,
+            body: Some(body),
+            ..
+        }) => req.json(body),
+        _ => req,
     }
-    Some(req)
 }
 
 /// How the revocation is sent for an app: the entry's own call, or RFC 7009 (custom

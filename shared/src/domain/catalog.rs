@@ -356,6 +356,16 @@ impl CatalogEntry {
     pub fn param(&self, name: &str) -> Option<&ParamSpec> {
         self.params.iter().find(|p| p.name == name)
     }
+
+    /// The values `token_response.keep` names, from a token answer's non-standard fields.
+    pub fn kept(&self, other: &serde_json::Map<String, Value>) -> BTreeMap<String, Value> {
+        let answer = Value::Object(other.clone());
+        self.token_response
+            .keep
+            .iter()
+            .filter_map(|(key, path)| Some((key.clone(), lookup(&answer, path)?.clone())))
+            .collect()
+    }
 }
 
 static CATALOG: OnceLock<Vec<CatalogEntry>> = OnceLock::new();

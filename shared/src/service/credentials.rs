@@ -214,42 +214,10 @@ impl Service {
         let mut secrets = secrets_of(entry, given)?;
         self.describe_entered(entry, &integration.params, &mut secrets)
             .await?;
-        keep_connection(&mut secrets, &integration.params);
-        let now = self.clock.unix();
-        let claimant = random_urlsafe(16);
-        let key = link.link_id.key();
-        if !self
-            .store
-            .claim_link(&link.bot_id, &key, &claimant, now + LINK_CLAIM_SECS, now)
-            .await?
-        {
-            return Err(FlowError::LinkUsed);
-        }
-        let new = NewToken {
-            bot_id: &link.bot_id,
-            owner: &link.owner,
-            alias: &link.alias,
-            provider: &integration.provider,
-            expires_at: None,
-        };
-        let spend = Spend::Link {
-            key: &key,
-            claimant: &claimant,
-        };
-        let Some(token_id) = self.store_connected(&new, secrets, spend).await? else {
-            return Err(FlowError::LinkUsed);
-        };
-        tracing::info!(bot_id = %link.bot_id, alias = %link.alias, %token_id, "entered credentials stored");
-        Ok(Connected {
-            alias: link.alias.clone(),
-            provider: integration.provider.clone(),
-            confirmation_code: None,
-            redirect_to: None,
-        })
+        self.store_without_sign_in(link, integration, secrets, None)
+            .await
     }
-}
 
-impl Service {
     /// The connect page's button for a client-credentials integration: the app asks the
     /// provider for its own token (RFC 6749 §4.4); no one signs in.
     pub(super) async fn connect_app_token(
@@ -258,6 +226,7 @@ impl Service {
         integration: &Integration,
     ) -> Result<Connected, FlowError> {
         use crate::ports::ProviderError;
+        use secrecy::ExposeSecret;
         let mut client = self
             .registered_app(&integration.provider)
             .await?
@@ -276,37 +245,36 @@ impl Service {
                     _ => FlowError::ProviderFailed,
                 }
             })?;
-        let now = self.clock.unix();
-        let expires_at = super::tokens::expiry(&client.app, granted.expires_in, now);
+        let expires_at = super::tokens::expiry(&client.app, granted.expires_in, self.clock.unix());
         let mut info = crate::domain::providers::UserInfo::default();
-        let answer = serde_json::Value::Object(granted.other.clone());
-        for (key, path) in client
-            .app
-            .entry()
-            .map(|e| &e.token_response.keep)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(v) = crate::domain::catalog::lookup(&answer, path) {
-                info.extra.insert(key.clone(), v.clone());
-            }
+        if let Some(e) = client.app.entry() {
+            info.extra = e.kept(&granted.other);
         }
-        use secrecy::ExposeSecret;
         let secrets = TokenSecrets {
             access_token: granted.access_token.expose_secret().to_owned(),
             refresh_token: None,
-            token_type: granted.token_type.clone(),
-            scopes: granted
-                .scopes
-                .clone()
-                .unwrap_or_else(|| integration.scope.clone()),
-            other: granted.other.clone(),
+            token_type: granted.token_type,
+            scopes: granted.scopes.unwrap_or_else(|| integration.scope.clone()),
+            other: granted.other,
             uid: None,
             info,
             raw_info: serde_json::Value::Null,
         };
-        let mut secrets = secrets;
+        self.store_without_sign_in(link, integration, secrets, expires_at)
+            .await
+    }
+
+    /// Stores credentials got without a sign-in (entered, or the app's own token) for the
+    /// link's owner: the link is claimed, then spent with the token and its event in one step.
+    async fn store_without_sign_in(
+        &self,
+        link: &Link,
+        integration: &Integration,
+        mut secrets: TokenSecrets,
+        expires_at: Option<i64>,
+    ) -> Result<Connected, FlowError> {
         keep_connection(&mut secrets, &integration.params);
+        let now = self.clock.unix();
         let claimant = random_urlsafe(16);
         let key = link.link_id.key();
         if !self
@@ -330,7 +298,7 @@ impl Service {
         let Some(token_id) = self.store_connected(&new, secrets, spend).await? else {
             return Err(FlowError::LinkUsed);
         };
-        tracing::info!(bot_id = %link.bot_id, alias = %link.alias, %token_id, "app token stored");
+        tracing::info!(bot_id = %link.bot_id, alias = %link.alias, %token_id, "credentials stored without a sign-in");
         Ok(Connected {
             alias: link.alias.clone(),
             provider: integration.provider.clone(),

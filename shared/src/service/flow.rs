@@ -436,12 +436,7 @@ impl Service {
         let (uid, mut info) =
             normalize_user_info(entry.and_then(|e| e.userinfo.as_ref()), &raw_info);
         if let Some(e) = entry {
-            let answer = Value::Object(g.other.clone());
-            for (key, path) in &e.token_response.keep {
-                if let Some(v) = crate::domain::catalog::lookup(&answer, path) {
-                    info.extra.insert(key.clone(), v.clone());
-                }
-            }
+            info.extra = e.kept(&g.other);
         }
         // An OpenID Connect provider's user id is the validated `sub`.
         let uid = claims

@@ -4,7 +4,7 @@
 //! the revocation call that provider expects.
 
 use super::*;
-use crate::domain::catalog::{catalog, lookup, CatalogEntry, ClientAuth, CredentialKind};
+use crate::domain::catalog::{catalog, CatalogEntry, ClientAuth, CredentialKind};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method as HttpMethod, StatusCode, Uri};
 
@@ -438,7 +438,6 @@ async fn exercise(e: &'static CatalogEntry) -> Result<(), String> {
         ));
     }
     server.abort();
-    let _ = lookup;
     Ok(())
 }
 
