@@ -4,6 +4,7 @@
 
 use crate::domain::ids::sha256_hex;
 use crate::domain::network::OutboundPolicy;
+use crate::domain::upkeep::UpkeepPolicy;
 use secrecy::SecretString;
 use std::path::PathBuf;
 use subtle::ConstantTimeEq;
@@ -166,6 +167,45 @@ pub struct Config {
     pub webhook: Option<WebhookConfig>,
     /// Where provider calls may go (`ALLOW_LOOPBACK_PROVIDERS`).
     pub outbound: OutboundPolicy,
+    /// The maintenance job's settings (`MAINTENANCE_INTERVAL`, `EXPIRY_WARNING`,
+    /// `REVOCATION_RETRY_WINDOW`).
+    pub upkeep: UpkeepPolicy,
+}
+
+/// A number of seconds, at least `min`; `default` when unset.
+fn seconds(
+    name: &'static str,
+    raw: Option<&str>,
+    default: i64,
+    min: i64,
+) -> Result<i64, ConfigError> {
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(default);
+    };
+    match raw.parse::<i64>() {
+        Ok(n) if n >= min && n <= 10 * 365 * 86_400 => Ok(n),
+        _ => Err(invalid(
+            name,
+            format!("expected a whole number of seconds, at least {min}"),
+        )),
+    }
+}
+
+/// The maintenance settings, from the raw values of `MAINTENANCE_INTERVAL` (how often the
+/// job runs, which is also the first retry delay; default 300), `EXPIRY_WARNING` (how long
+/// before a grant ends `token_expiring` is sent; default 3 days) and
+/// `REVOCATION_RETRY_WINDOW` (how long a failed revocation is retried; default a day).
+pub fn upkeep_policy(
+    interval: Option<&str>,
+    warning: Option<&str>,
+    window: Option<&str>,
+) -> Result<UpkeepPolicy, ConfigError> {
+    let d = UpkeepPolicy::default();
+    Ok(UpkeepPolicy {
+        retry_base: seconds("MAINTENANCE_INTERVAL", interval, d.retry_base, 1)?,
+        warn_ahead: seconds("EXPIRY_WARNING", warning, d.warn_ahead, 0)?,
+        revocation_window: seconds("REVOCATION_RETRY_WINDOW", window, d.revocation_window, 1)?,
+    })
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -211,6 +251,11 @@ impl Config {
                     var("ALLOW_LOOPBACK_PROVIDERS").as_deref(),
                 )?,
             },
+            upkeep: upkeep_policy(
+                var("MAINTENANCE_INTERVAL").as_deref(),
+                var("EXPIRY_WARNING").as_deref(),
+                var("REVOCATION_RETRY_WINDOW").as_deref(),
+            )?,
         })
     }
 }
@@ -231,6 +276,23 @@ mod tests {
         let err = AdminKeyHash::parse_hex("ADMIN_KEY_SHA256", "abc").unwrap_err();
         assert!(err.to_string().contains("64 hex"), "{err}");
         assert_eq!(format!("{from_key:?}"), "AdminKeyHash(..)");
+    }
+
+    #[test]
+    fn maintenance_settings_have_defaults_and_refuse_nonsense() {
+        assert_eq!(
+            upkeep_policy(None, None, None).unwrap(),
+            UpkeepPolicy::default()
+        );
+        let p = upkeep_policy(Some("1"), Some("20"), Some("60")).unwrap();
+        assert_eq!(
+            (p.retry_base, p.warn_ahead, p.revocation_window),
+            (1, 20, 60)
+        );
+        for bad in ["0", "-5", "five", "1.5"] {
+            let e = upkeep_policy(Some(bad), None, None).unwrap_err();
+            assert!(e.to_string().starts_with("MAINTENANCE_INTERVAL"), "{e}");
+        }
     }
 
     #[test]

@@ -38,6 +38,8 @@ fn record(b: &BotId, owner: Owner, a: &str, sealed: &str) -> TokenRecord {
         created_at: 10,
         updated_at: 10,
         refresh_unsettled: None,
+        upkeep: Default::default(),
+        due_at: None,
     }
 }
 
@@ -131,6 +133,7 @@ pub async fn store_bots_and_integrations(store: Arc<dyn Store>) {
         context: Context::User,
         confirm: crate::domain::integrations::Confirm::Code,
         params: [("subdomain".to_owned(), "acme".to_owned())].into(),
+        keep_fresh: true,
     }];
     store.put_integrations(&b, &list).await.unwrap();
     assert_eq!(store.integrations(&b).await.unwrap(), list);
@@ -188,6 +191,7 @@ pub async fn store_links_and_flows(store: Arc<dyn Store>) {
             context: Context::User,
             confirm: crate::domain::integrations::Confirm::Code,
             params: [("shop".to_owned(), "acme".to_owned())].into(),
+            keep_fresh: false,
         }),
     };
     let app = serde_json::from_value::<ProviderAppInput>(serde_json::json!({"client_id": "id-1"}))
@@ -217,6 +221,7 @@ pub async fn store_links_and_flows(store: Arc<dyn Store>) {
         created_at: 1_000,
         app: Some(app.clone()),
         sealed_client_secret: Some(Sealed::from_stored("sealed-client-secret".into())),
+        keep_fresh: true,
     };
 
     // A link starts at most `max_flows` flows; a refused start writes nothing.
@@ -510,7 +515,7 @@ pub async fn store_tokens_are_isolated_per_bot_and_owner(store: Arc<dyn Store>) 
         .unwrap());
     let mut foreign = t_user.clone();
     foreign.bot_id = b.clone();
-    assert!(!store.delete_token(&foreign, &[]).await.unwrap());
+    assert!(!store.delete_token(&foreign, &[], None).await.unwrap());
     assert!(store.token(&a, &t_user.token_id).await.unwrap().is_some());
 
     let mine = store.tokens_of(&a, &user("u-1")).await.unwrap();
@@ -550,16 +555,16 @@ pub async fn store_tokens_are_isolated_per_bot_and_owner(store: Arc<dyn Store>) 
     // A delete holds only for the version read, and writes its event with it.
     let gone = event_for(&stored, EventKind::TokenDeleted);
     assert!(!store
-        .delete_token(&t_user, std::slice::from_ref(&gone))
+        .delete_token(&t_user, std::slice::from_ref(&gone), None)
         .await
         .unwrap());
     assert!(!store.undelivered(&gone.detail.event_id).await.unwrap());
     assert!(store
-        .delete_token(&stored, std::slice::from_ref(&gone))
+        .delete_token(&stored, std::slice::from_ref(&gone), None)
         .await
         .unwrap());
     assert!(store.undelivered(&gone.detail.event_id).await.unwrap());
-    assert!(!store.delete_token(&stored, &[]).await.unwrap());
+    assert!(!store.delete_token(&stored, &[], None).await.unwrap());
     assert_eq!(store.token(&a, &t_user.token_id).await.unwrap(), None);
     assert!(store.tokens_of(&a, &user("u-1")).await.unwrap().is_empty());
 }
@@ -585,7 +590,7 @@ pub async fn store_deletes_tell_the_truth(store: Arc<dyn Store>) {
         .unwrap());
     let stale = event_for(&read, EventKind::TokenDeleted);
     assert!(!store
-        .delete_token(&read, std::slice::from_ref(&stale))
+        .delete_token(&read, std::slice::from_ref(&stale), None)
         .await
         .unwrap());
     assert!(!store.undelivered(&stale.detail.event_id).await.unwrap());
@@ -598,7 +603,7 @@ pub async fn store_deletes_tell_the_truth(store: Arc<dyn Store>) {
         tokio::spawn(async move {
             let event = event_for(&current, EventKind::TokenDeleted);
             let won = store
-                .delete_token(&current, std::slice::from_ref(&event))
+                .delete_token(&current, std::slice::from_ref(&event), None)
                 .await
                 .unwrap();
             (won, event.detail.event_id)
@@ -613,6 +618,123 @@ pub async fn store_deletes_tell_the_truth(store: Arc<dyn Store>) {
     assert_eq!(removed, 1);
     assert_eq!(store.token(&b, &t.token_id).await.unwrap(), None);
     assert!(store.tokens_of(&b, &user("u-1")).await.unwrap().is_empty());
+}
+
+pub async fn store_upkeep_and_pending_revocations(store: Arc<dyn Store>) {
+    use crate::domain::token::PendingRevocation;
+    let b = fresh_bot("upkeep");
+    assert!(store.create_bot(&b, "h", 1).await.unwrap());
+    let mine = |list: Vec<TokenRecord>| -> Vec<TokenId> {
+        list.into_iter()
+            .filter(|t| t.bot_id == b)
+            .map(|t| t.token_id)
+            .collect()
+    };
+    let mut soon = record(&b, user("u-1"), "cal", "sealed-soon");
+    soon.upkeep.keep_fresh = true;
+
+    soon.due_at = Some(500);
+    let mut later = record(&b, user("u-2"), "cal", "sealed-later");
+    later.due_at = Some(700);
+    let never = record(&b, Owner::Bot, "cal", "sealed-never");
+    for t in [&soon, &later, &never] {
+        assert_eq!(connect(&store, t).await.0, SaveOutcome::Saved);
+    }
+    let stored = store.token(&b, &soon.token_id).await.unwrap().unwrap();
+    assert_eq!(stored.upkeep, soon.upkeep);
+    assert_eq!(stored.due_at, Some(500));
+
+    // The due-time index: what is due, earliest first, and nothing else.
+    assert!(mine(store.due_tokens(499, 50).await.unwrap()).is_empty());
+    assert_eq!(
+        mine(store.due_tokens(700, 50).await.unwrap()),
+        vec![soon.token_id.clone(), later.token_id.clone()]
+    );
+    assert_eq!(store.bot_connections(&b).await.unwrap().len(), 3);
+
+    // Upkeep is written on condition that nothing changed since it was read; the version
+    // stays, so a refresh in flight still commits.
+    let mut warned = stored.clone();
+    warned.upkeep.warned_for = Some(9_000);
+    warned.due_at = Some(800);
+    let event = event_for(&stored, EventKind::TokenExpiring);
+    assert!(store
+        .set_upkeep(&stored, &warned, std::slice::from_ref(&event))
+        .await
+        .unwrap());
+    assert!(store.undelivered(&event.detail.event_id).await.unwrap());
+    let twice = event_for(&stored, EventKind::TokenExpiring);
+    assert!(!store
+        .set_upkeep(&stored, &warned, std::slice::from_ref(&twice))
+        .await
+        .unwrap());
+    assert!(!store.undelivered(&twice.detail.event_id).await.unwrap());
+    let now = store.token(&b, &soon.token_id).await.unwrap().unwrap();
+    assert_eq!((now.version, now.due_at), (stored.version, Some(800)));
+    assert_eq!(now.upkeep.warned_for, Some(9_000));
+    assert!(store
+        .acquire_lease(&b, &now.token_id, "r1", 10_000, 100)
+        .await
+        .unwrap());
+    let mut refreshed = now.clone();
+    refreshed.due_at = None;
+    assert!(store
+        .commit_refresh(&refreshed, now.version, "r1", &[])
+        .await
+        .unwrap());
+    assert_eq!(
+        mine(store.due_tokens(10_000, 50).await.unwrap()),
+        vec![later.token_id.clone()],
+        "a token with nothing due leaves the index"
+    );
+
+    // A delete whose revocation failed keeps it, in the same step, for the job.
+    let current = store.token(&b, &later.token_id).await.unwrap().unwrap();
+    let pending = PendingRevocation {
+        bot_id: b.clone(),
+        token_id: current.token_id.clone(),
+        alias: current.alias.clone(),
+        provider: current.provider.clone(),
+        owner: current.owner.clone(),
+        sealed: current.sealed.clone(),
+        attempts: 1,
+        due_at: 1_000,
+        give_up_at: 5_000,
+    };
+    let deleted = event_for(&current, EventKind::TokenDeleted);
+    assert!(store
+        .delete_token(&current, std::slice::from_ref(&deleted), Some(&pending))
+        .await
+        .unwrap());
+    let ours = |list: Vec<PendingRevocation>| -> Vec<PendingRevocation> {
+        list.into_iter().filter(|r| r.bot_id == b).collect()
+    };
+    assert!(ours(store.due_revocations(999, 50).await.unwrap()).is_empty());
+    assert_eq!(
+        ours(store.due_revocations(1_000, 50).await.unwrap()),
+        vec![pending.clone()]
+    );
+    let retry = PendingRevocation {
+        attempts: 2,
+        due_at: 2_000,
+        ..pending.clone()
+    };
+    assert!(store
+        .settle_revocation(&pending, Some(&retry), &[])
+        .await
+        .unwrap());
+    assert!(
+        !store.settle_revocation(&pending, None, &[]).await.unwrap(),
+        "a stale read settles nothing"
+    );
+    assert!(ours(store.due_revocations(1_999, 50).await.unwrap()).is_empty());
+    let done = event_for(&current, EventKind::TokenRevocationConfirmed);
+    assert!(store
+        .settle_revocation(&retry, None, std::slice::from_ref(&done))
+        .await
+        .unwrap());
+    assert!(store.undelivered(&done.detail.event_id).await.unwrap());
+    assert!(ours(store.due_revocations(10_000, 50).await.unwrap()).is_empty());
 }
 
 pub async fn store_refresh_lease_and_fenced_commit(store: Arc<dyn Store>) {
@@ -919,6 +1041,7 @@ macro_rules! store_contract_tests {
             pending_connections => store_pending_connections,
             deletes => store_deletes_tell_the_truth,
             events => store_records_events,
+            upkeep => store_upkeep_and_pending_revocations,
         );
     };
 }

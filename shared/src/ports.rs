@@ -7,7 +7,9 @@ use crate::domain::events::{Event, OutboxEvent};
 use crate::domain::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
 use crate::domain::integrations::Integration;
 use crate::domain::providers::{Discovery, ProviderApp};
-use crate::domain::token::{ConnectSession, Flow, Link, Owner, PendingConnection, TokenRecord};
+use crate::domain::token::{
+    ConnectSession, Flow, Link, Owner, PendingConnection, PendingRevocation, TokenRecord,
+};
 use async_trait::async_trait;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
@@ -170,11 +172,42 @@ pub trait TokenStore: Send + Sync {
     /// connection uses up and records its events, all or nothing. Clears any lease and any
     /// unsettled refresh.
     async fn save_connected(&self, c: &Connection<'_>) -> Result<SaveOutcome, StoreError>;
-    /// Removes the token with the events that report it, if it is still the version read
-    /// (`record.version`); `false` when it changed or is gone (nothing written).
+    /// Every token of the bot, whoever owns it (the connections list): one query of the
+    /// bot's records.
+    async fn bot_connections(&self, bot: &BotId) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Removes the token with the events that report it, and stores the revocation still
+    /// to be done for it, if it is still the version read (`record.version`); `false` when
+    /// it changed or is gone (nothing written).
     async fn delete_token(
         &self,
         record: &TokenRecord,
+        events: &[Event],
+        revocation: Option<&PendingRevocation>,
+    ) -> Result<bool, StoreError>;
+    /// Writes `next`'s upkeep and due time with the events that report it, if the token is
+    /// still as `read` (the same version and the same upkeep): of two maintenance runs, one
+    /// writes. Leaves the version alone, so a refresh in flight still commits.
+    async fn set_upkeep(
+        &self,
+        read: &TokenRecord,
+        next: &TokenRecord,
+        events: &[Event],
+    ) -> Result<bool, StoreError>;
+    /// Up to `limit` tokens whose `due_at` is at or before `now`, earliest first: a query of
+    /// the due-time index.
+    async fn due_tokens(&self, now: i64, limit: u32) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Up to `limit` pending revocations due at `now`, earliest first.
+    async fn due_revocations(
+        &self,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<PendingRevocation>, StoreError>;
+    /// Replaces the pending revocation `read` by `next` (a later try) or removes it (`None`),
+    /// with the events that report it, if it is still as read; `false` otherwise.
+    async fn settle_revocation(
+        &self,
+        read: &PendingRevocation,
+        next: Option<&PendingRevocation>,
         events: &[Event],
     ) -> Result<bool, StoreError>;
     /// Takes the refresh lease when nobody holds an unexpired one (security item 13), and

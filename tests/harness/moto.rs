@@ -260,8 +260,9 @@ pub fn template() -> anyhow::Result<Value> {
 /// declares.
 pub async fn create_table_from_template(ddb: &aws_sdk_dynamodb::Client) -> anyhow::Result<()> {
     use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        StreamSpecification, StreamViewType, TimeToLiveSpecification,
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+        TimeToLiveSpecification,
     };
     let t = template()?;
     let table = &t["Resources"]["Table"]["Properties"];
@@ -282,11 +283,37 @@ pub async fn create_table_from_template(ddb: &aws_sdk_dynamodb::Client) -> anyho
                 .build()?,
         );
     }
-    for k in table["KeySchema"].as_array().context("KeySchema")? {
-        req = req.key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(k["AttributeName"].as_str().context("AttributeName")?)
-                .key_type(KeyType::from(k["KeyType"].as_str().context("KeyType")?))
+    let key_schema = |list: &Value| -> anyhow::Result<Vec<KeySchemaElement>> {
+        list.as_array()
+            .context("KeySchema")?
+            .iter()
+            .map(|k| {
+                Ok(KeySchemaElement::builder()
+                    .attribute_name(k["AttributeName"].as_str().context("AttributeName")?)
+                    .key_type(KeyType::from(k["KeyType"].as_str().context("KeyType")?))
+                    .build()?)
+            })
+            .collect()
+    };
+    req = req.set_key_schema(Some(key_schema(&table["KeySchema"])?));
+    for index in table["GlobalSecondaryIndexes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        req = req.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(index["IndexName"].as_str().context("IndexName")?)
+                .set_key_schema(Some(key_schema(&index["KeySchema"])?))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(
+                            index["Projection"]["ProjectionType"]
+                                .as_str()
+                                .context("ProjectionType")?,
+                        ))
+                        .build(),
+                )
                 .build()?,
         );
     }

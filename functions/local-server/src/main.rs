@@ -66,6 +66,16 @@ struct Args {
     /// Private, link-local and metadata addresses stay refused.
     #[arg(long, env = "ALLOW_LOOPBACK_PROVIDERS", num_args = 0..=1, default_missing_value = "true")]
     allow_loopback_providers: Option<String>,
+    /// Seconds between runs of the maintenance job (keep-alive refreshes, expiry warnings,
+    /// pending revocations); also the first retry delay of what fails. Default 300.
+    #[arg(long, env = "MAINTENANCE_INTERVAL")]
+    maintenance_interval: Option<String>,
+    /// Seconds before a grant ends that `token_expiring` is sent. Default 259200 (3 days).
+    #[arg(long, env = "EXPIRY_WARNING")]
+    expiry_warning: Option<String>,
+    /// Seconds a revocation that failed at a delete is retried. Default 86400 (a day).
+    #[arg(long, env = "REVOCATION_RETRY_WINDOW")]
+    revocation_retry_window: Option<String>,
 }
 
 /// The level from `RUST_LOG` (a level name; INFO otherwise). Other crates than the
@@ -141,6 +151,11 @@ fn config(args: &Args, bound: SocketAddr) -> anyhow::Result<Config> {
                 args.allow_loopback_providers.as_deref(),
             )?,
         },
+        upkeep: config::upkeep_policy(
+            args.maintenance_interval.as_deref(),
+            args.expiry_warning.as_deref(),
+            args.revocation_retry_window.as_deref(),
+        )?,
     })
 }
 
@@ -159,6 +174,30 @@ async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// The maintenance job, every `interval` seconds (the first run at start): what the
+/// `token-maintenance` function does on AWS.
+fn spawn_maintenance(service: Arc<shared::service::Service>, interval: i64) {
+    let every = std::time::Duration::from_secs(interval.max(1).unsigned_abs());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            // A run may take longer than the interval; the next waits for it.
+            let budget = every.max(std::time::Duration::from_secs(60));
+            match service.maintain(std::time::Instant::now() + budget).await {
+                Ok(report) if report != Default::default() => {
+                    tracing::info!(?report, "maintenance run finished");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "maintenance run failed; tried again next interval")
+                }
+            }
+        }
+    });
 }
 
 #[tokio::main]
@@ -185,6 +224,7 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("providers file: provider '{name}'"))?;
         }
     }
+    spawn_maintenance(Arc::clone(&service), config.upkeep.retry_base);
     let public_url = &config.public_url;
     tracing::info!(listen = %bound, public_url = %public_url, data_dir = %args.data_dir.display(), "local server ready");
     println!("local-server listening on http://{bound} (public URL {public_url})");

@@ -1,5 +1,7 @@
 //! The contract's events: `token:<alias>`, `token_revoked:<alias>`, `token_deleted:<alias>`,
-//! `oauth_failed:<alias>`. They carry ids only, never a token, a code or a secret.
+//! `oauth_failed:<alias>`, and what the service reports on its own: `token_expiring:<alias>`,
+//! `token_revocation_confirmed:<alias>` and `token_revocation_failed:<alias>`. They carry ids
+//! only, never a token, a code or a secret.
 //!
 //! An event is written to the outbox in the same store transaction as the state change it
 //! reports ([`OutboxEvent`]), and delivered from there at least once under its `event_id`.
@@ -15,6 +17,12 @@ pub enum EventKind {
     TokenRevoked,
     TokenDeleted,
     OauthFailed,
+    /// A grant ends soon and no refresh can extend it.
+    TokenExpiring,
+    /// A revocation left `pending` by a delete went through.
+    TokenRevocationConfirmed,
+    /// A revocation left `pending` by a delete never went through.
+    TokenRevocationFailed,
 }
 
 impl EventKind {
@@ -24,6 +32,9 @@ impl EventKind {
             EventKind::TokenRevoked => "token_revoked",
             EventKind::TokenDeleted => "token_deleted",
             EventKind::OauthFailed => "oauth_failed",
+            EventKind::TokenExpiring => "token_expiring",
+            EventKind::TokenRevocationConfirmed => "token_revocation_confirmed",
+            EventKind::TokenRevocationFailed => "token_revocation_failed",
         }
     }
 }
@@ -49,6 +60,24 @@ pub enum EventReason {
     /// learned (a timeout after the request was sent, or a crash): the provider may have
     /// rotated the refresh token in an answer that was lost. Our fault, not the user's.
     RefreshOutcomeUnknown,
+    /// `token_expiring`: the provider gave the refresh token an expiry that refreshing does
+    /// not move.
+    RefreshTokenExpires,
+    /// `token_expiring`: the provider's refresh tokens live a fixed time from the sign-in.
+    GrantLifetime,
+    /// `token_expiring`: the provider gave no refresh token.
+    NoRefreshToken,
+}
+
+impl From<super::upkeep::ExpiryReason> for EventReason {
+    fn from(r: super::upkeep::ExpiryReason) -> Self {
+        use super::upkeep::ExpiryReason as E;
+        match r {
+            E::RefreshTokenExpires => EventReason::RefreshTokenExpires,
+            E::GrantLifetime => EventReason::GrantLifetime,
+            E::NoRefreshToken => EventReason::NoRefreshToken,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -67,9 +96,13 @@ pub struct EventDetail {
     /// In `oauth_failed:<alias>` and `token_revoked:<alias>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<EventReason>,
-    /// In `token_deleted:<alias>`: whether the grant was revoked at the provider.
+    /// In `token_deleted:<alias>` and the later `token_revocation_*:<alias>`: whether the
+    /// grant was revoked at the provider.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked: Option<Revoked>,
+    /// In `token_expiring:<alias>`: when the grant ends (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 /// What the provider said when a deleted token's grant was revoked.
@@ -78,7 +111,11 @@ pub struct EventDetail {
 pub enum Revoked {
     /// The provider confirmed the revocation.
     Yes,
-    /// The provider could not be reached or refused; the grant may still be live there.
+    /// The provider could not be reached: the service retries for up to a day, and sends
+    /// `token_revocation_confirmed` or `token_revocation_failed`.
+    Pending,
+    /// The provider refused, or never answered within the retries: the grant may still be
+    /// live there.
     Failed,
     /// The provider has no way to revoke a grant by API.
     Unsupported,
@@ -118,6 +155,7 @@ impl Event {
                 occurred_at,
                 reason: None,
                 revoked: None,
+                expires_at: None,
             },
         }
     }

@@ -66,6 +66,9 @@ pub struct Integration {
     /// of this integration; a link may give them instead.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, String>,
+    /// Refresh the access token before it expires even when the bot does not ask for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_fresh: bool,
 }
 
 /// One problem in the file, at a 1-based line and column.
@@ -288,7 +291,15 @@ fn entries_of(source: &str) -> Result<Vec<Node>, Vec<YamlIssue>> {
     Ok(entries)
 }
 
-const FIELDS: [&str; 6] = ["provider", "alias", "scope", "context", "confirm", "params"];
+const FIELDS: [&str; 7] = [
+    "provider",
+    "alias",
+    "scope",
+    "context",
+    "confirm",
+    "params",
+    "keep_fresh",
+];
 
 fn issue(pos: Pos, message: String) -> YamlIssue {
     YamlIssue {
@@ -340,6 +351,7 @@ struct EntryFields {
     context: Option<Context>,
     confirm: Option<(Confirm, Pos)>,
     params: Option<(BTreeMap<String, String>, Pos)>,
+    keep_fresh: bool,
     issues: Vec<YamlIssue>,
 }
 
@@ -405,6 +417,19 @@ impl EntryFields {
                 self.confirm = Some((confirm, pos));
                 Ok(())
             }),
+            "keep_fresh" => scalar(name, value).and_then(|(raw, pos)| {
+                self.keep_fresh = match raw {
+                    "true" => true,
+                    "false" => false,
+                    other => {
+                        return Err(issue(
+                            pos,
+                            format!("keep_fresh must be true or false, not '{other}'"),
+                        ))
+                    }
+                };
+                Ok(())
+            }),
             "params" => match value {
                 Node::Map(pairs, pos) => {
                     let mut params = BTreeMap::new();
@@ -437,7 +462,7 @@ impl EntryFields {
                 Err(issue(
                     key_pos,
                     format!(
-                        "unknown key '{other}'{hint}; allowed: provider, alias, scope, context, confirm, params"
+                        "unknown key '{other}'{hint}; allowed: provider, alias, scope, context, confirm, params, keep_fresh"
                     ),
                 ))
             }
@@ -490,6 +515,7 @@ impl EntryFields {
                         context,
                         confirm: self.confirm.map_or(Confirm::None, |(c, _)| c),
                         params: self.params.map(|(p, _)| p).unwrap_or_default(),
+                        keep_fresh: self.keep_fresh,
                     },
                     alias_pos,
                 ))

@@ -8,4 +8,5 @@ pub mod integrations;
 pub mod network;
 pub mod providers;
 pub mod token;
+pub mod upkeep;
 pub mod user_info;

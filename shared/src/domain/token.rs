@@ -82,6 +82,10 @@ pub struct TokenRecord {
     pub refresh_unsettled: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// What the service does for the token on its own ([`super::upkeep`]).
+    pub upkeep: super::upkeep::Upkeep,
+    /// When the maintenance job next has something to do for it (indexed); `None`: never.
+    pub due_at: Option<i64>,
 }
 
 impl TokenRecord {
@@ -194,6 +198,8 @@ pub struct Flow {
     /// else. `None` for flows stored before flows kept it.
     pub app: Option<ProviderApp>,
     pub sealed_client_secret: Option<Sealed>,
+    /// The integration is marked `keep_fresh`; the token keeps it.
+    pub keep_fresh: bool,
 }
 
 /// A sign-in that succeeded and waits for the chat user to type its code back in the chat
@@ -219,6 +225,25 @@ pub struct PendingConnection {
     pub token_expires_at: Option<i64>,
     pub expires_at: i64,
     pub created_at: i64,
+}
+
+/// A revocation that failed when its token was deleted, retried by the maintenance job. It
+/// keeps the deleted token's sealed credentials (still sealed for the token's id) until the
+/// provider confirms, or the retries end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRevocation {
+    pub bot_id: BotId,
+    pub token_id: TokenId,
+    pub alias: Alias,
+    pub provider: ProviderName,
+    pub owner: Owner,
+    pub sealed: Sealed,
+    /// Failed attempts so far (the one at delete included).
+    pub attempts: u32,
+    /// When to try again (indexed).
+    pub due_at: i64,
+    /// When to give up and send `token_revocation_failed`.
+    pub give_up_at: i64,
 }
 
 /// A short-lived link to the bot builder's connect page.
@@ -247,6 +272,8 @@ mod tests {
             created_at: updated_at,
             updated_at,
             refresh_unsettled: None,
+            upkeep: Default::default(),
+            due_at: None,
         }
     }
 

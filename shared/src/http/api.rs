@@ -6,12 +6,16 @@ use super::extract::{AnyCaller, ApiJson, AuthedBot, Operator};
 use super::AppState;
 use crate::domain::ids::{Alias, BotId, ProviderName, TokenId, UserId};
 use crate::domain::integrations::Context;
-use crate::domain::providers::{ProviderApp, ProviderAppInput, UserInfo};
+use crate::domain::providers::{ProviderApp, ProviderAppInput};
 use crate::domain::token::Owner;
-use crate::service::{AccessTokenView, CreatedBot, FullToken, IntegrationView, MintedLink};
+use crate::domain::upkeep::Health;
+use crate::service::{
+    AccessTokenView, ConnectionStatus, CreatedBot, FullToken, IntegrationView, MintedLink,
+    TokenInfo,
+};
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -409,6 +413,11 @@ pub fn routes() -> axum::Router<AppState> {
         )
         .route("/v1/bots/{bot_id}/tokens/{token_id}/info", get(token_info))
         .route(
+            "/v1/bots/{bot_id}/tokens/{token_id}/status",
+            get(token_status),
+        )
+        .route("/v1/bots/{bot_id}/connections", get(connections))
+        .route(
             "/v1/bots/{bot_id}/tokens/{token_id}/access-token",
             get(access_token),
         )
@@ -434,6 +443,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(confirm_code))
         .routes(routes!(confirm_flow))
         .routes(routes!(token_info))
+        .routes(routes!(token_status))
+        .routes(routes!(connections))
         .routes(routes!(access_token))
         .routes(routes!(full_token, delete_token))
 }
@@ -859,15 +870,72 @@ async fn confirm_flow(
 #[utoipa::path(get, path = "/v1/bots/{bot_id}/tokens/{token_id}/info", tag = "bot", security(("bot_key" = [])),
     params(BotPath, TokenPath),
     responses(
-        (status = 200, body = UserInfo, description = "The user's profile; fields the provider did not give are null"),
+        (status = 200, body = TokenInfo,
+         description = "The user's profile (fields the provider did not give are null), and `reconnect_by` when the grant's end is known"),
         (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong key"),
         (status = 404, body = ErrorBody, description = "`not_found`: no such bot or token, or another bot's")))]
 async fn token_info(
     State(s): State<AppState>,
     AuthedBot(bot): AuthedBot,
     token: Result<Path<TokenPath>, PathRejection>,
-) -> Result<Json<UserInfo>, ApiError> {
+) -> Result<Json<TokenInfo>, ApiError> {
     Ok(Json(s.token_info(&bot, &token_id(token)?).await?))
+}
+
+/// A connection's health: what the service knows of it without calling the provider.
+#[utoipa::path(get, path = "/v1/bots/{bot_id}/tokens/{token_id}/status", tag = "bot", security(("bot_key" = [])),
+    params(BotPath, TokenPath),
+    responses(
+        (status = 200, body = ConnectionStatus,
+         description = "`valid`, `expiring` (the grant ends at `reconnect_by`, which no refresh moves), `expired` or `revoked`; the last refresh and its error"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong key"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such bot or token, or another bot's")))]
+async fn token_status(
+    State(s): State<AppState>,
+    AuthedBot(bot): AuthedBot,
+    token: Result<Path<TokenPath>, PathRejection>,
+) -> Result<Json<ConnectionStatus>, ApiError> {
+    Ok(Json(s.token_status(&bot, &token_id(token)?).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConnectionsQuery {
+    /// Only connections in this state: `valid`, `expiring`, `expired` or `revoked`.
+    pub status: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConnectionList {
+    pub connections: Vec<ConnectionStatus>,
+}
+
+/// Every connection of the bot (bot and user context) with its health, for a dashboard or a
+/// job that asks users to reconnect.
+#[utoipa::path(get, path = "/v1/bots/{bot_id}/connections", tag = "bot", security(("bot_key" = [])),
+    params(BotPath, ConnectionsQuery),
+    responses(
+        (status = 200, body = ConnectionList, description = "The bot's connections, by user and alias"),
+        (status = 400, body = ErrorBody, description = "`invalid_request`: an unknown `status`"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong key"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such bot, or another bot's")))]
+async fn connections(
+    State(s): State<AppState>,
+    AuthedBot(bot): AuthedBot,
+    query: Result<Query<ConnectionsQuery>, QueryRejection>,
+) -> Result<Json<ConnectionList>, ApiError> {
+    let bad = || ApiError::BadRequest {
+        code: "invalid_request",
+        message: "status must be one of valid, expiring, expired, revoked".into(),
+    };
+    let Query(q) = query.map_err(|_| bad())?;
+    let only = match q.status.as_deref() {
+        None => None,
+        Some(raw) => Some(Health::parse(raw).ok_or_else(bad)?),
+    };
+    Ok(Json(ConnectionList {
+        connections: s.connections(&bot, only).await?,
+    }))
 }
 
 /// `get_access_token`: a usable access token, refreshed first when it is due.

@@ -27,6 +27,7 @@ fn fixture() -> Fixture {
         },
         webhook: None,
         outbound: Default::default(),
+        upkeep: Default::default(),
     };
     let service = crate::wiring::embedded::service(dir.path(), &config).unwrap();
     Fixture {
@@ -78,6 +79,8 @@ const CONTRACT_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/bots/{bot_id}/users/{user_id}/confirmations"),
     ("post", "/v1/bots/{bot_id}/flows/{flow_id}/confirm"),
     ("get", "/v1/bots/{bot_id}/tokens/{token_id}/info"),
+    ("get", "/v1/bots/{bot_id}/tokens/{token_id}/status"),
+    ("get", "/v1/bots/{bot_id}/connections"),
     ("get", "/v1/bots/{bot_id}/tokens/{token_id}/access-token"),
     ("get", "/v1/bots/{bot_id}/tokens/{token_id}"),
     ("delete", "/v1/bots/{bot_id}/tokens/{token_id}"),

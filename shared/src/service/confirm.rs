@@ -252,12 +252,18 @@ impl Service {
     ) -> Result<Option<Confirmed>, ServiceError> {
         let secrets = self.open_pending(&p).await?;
         let owner = Owner::User(p.user_id.clone());
+        // The waiting sign-in does not keep its integration's settings: read them now.
+        let keep_fresh = self
+            .integration(&p.bot_id, &p.alias)
+            .await?
+            .is_some_and(|i| i.keep_fresh);
         let new = NewToken {
             bot_id: &p.bot_id,
             owner: &owner,
             alias: &p.alias,
             provider: &p.provider,
             expires_at: p.token_expires_at,
+            keep_fresh,
         };
         let Some(token_id) = self
             .store_connected(&new, secrets, Spend::Pending(&p))

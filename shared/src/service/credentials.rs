@@ -290,6 +290,7 @@ impl Service {
             alias: &link.alias,
             provider: &integration.provider,
             expires_at,
+            keep_fresh: integration.keep_fresh,
         };
         let spend = Spend::Link {
             key: &key,

@@ -1,6 +1,7 @@
 //! What people's browsers do: start a flow from a link, come back to the callback, and use
 //! the connect page. Failures are [`FlowError`]s, which the HTTP layer shows as pages.
 
+use super::upkeep::{refresh_token_expires_in, renewable};
 use super::{Service, ServiceError};
 use crate::domain::events::{EventKind, EventReason};
 use crate::domain::flow_secret;
@@ -11,6 +12,7 @@ use crate::domain::ids::{
 use crate::domain::integrations::{Confirm, Context, Integration};
 use crate::domain::providers::{normalize_user_info, ProviderApp};
 use crate::domain::token::{Flow, Link, Owner, TokenRecord, TokenSecrets, TokenStatus};
+use crate::domain::upkeep::Upkeep;
 use crate::ports::{
     Connection, GrantedToken, ProviderError, RegisteredApp, SaveOutcome, SealError, Spend,
     StoreError,
@@ -108,6 +110,8 @@ pub(super) struct NewToken<'a> {
     pub provider: &'a ProviderName,
     /// When its access token expires.
     pub expires_at: Option<i64>,
+    /// The integration is marked `keep_fresh`.
+    pub keep_fresh: bool,
 }
 
 /// One row of the connect page.
@@ -207,6 +211,7 @@ impl Service {
             created_at: now,
             app: Some(app.clone()),
             sealed_client_secret: sealed,
+            keep_fresh: integration.keep_fresh,
         };
         if !self
             .store
@@ -296,6 +301,7 @@ impl Service {
             alias: &flow.alias,
             provider: &flow.provider,
             expires_at,
+            keep_fresh: flow.keep_fresh,
         };
         match (flow.confirm, &flow.owner) {
             (Confirm::Code, Owner::User(user)) => {
@@ -521,7 +527,7 @@ impl Service {
         let mut token_id = crate::domain::ids::TokenId::generate();
         let mut replaced: Option<TokenRecord> = None;
         for _ in 0..3 {
-            let record = TokenRecord {
+            let mut record = TokenRecord {
                 bot_id: new.bot_id.clone(),
                 token_id: token_id.clone(),
                 alias: new.alias.clone(),
@@ -534,7 +540,17 @@ impl Service {
                 created_at: now,
                 updated_at: now,
                 refresh_unsettled: None,
+                upkeep: Upkeep::renewed(
+                    None,
+                    new.provider.as_str(),
+                    new.keep_fresh,
+                    renewable(new.provider, &secrets),
+                    refresh_token_expires_in(&secrets.other),
+                    now,
+                ),
+                due_at: None,
             };
+            record.schedule(now, &self.upkeep);
             let event = self.event(EventKind::Token, new.into(), Some(&token_id));
             let connection = Connection {
                 record: &record,

@@ -6,7 +6,9 @@
 //! - `links`: integrations files, oauth and connect links, `bot.tokens` / `user.tokens`;
 //! - `flow`: the browser's start and callback, and the connect page;
 //! - `tokens`: info, the full token, access tokens, delete and revocation;
-//! - `refresh`: the lease and the fenced commit.
+//! - `refresh`: the lease and the fenced commit;
+//! - `upkeep`: the maintenance job (keep-alive refreshes, expiry warnings, pending
+//!   revocations) and connection health.
 
 mod auth;
 mod confirm;
@@ -19,6 +21,7 @@ mod refresh;
 #[cfg(all(test, feature = "embedded"))]
 mod tests;
 mod tokens;
+mod upkeep;
 
 pub use auth::AuthError;
 pub use confirm::{Confirmed, CONFIRMATION_TTL_SECS, MAX_WRONG_CODES};
@@ -27,7 +30,8 @@ pub use error::ServiceError;
 pub use flow::{CallbackParams, ConnectRow, Connected, FlowError, FLOW_TTL_SECS};
 pub use links::{IntegrationView, MintedLink};
 pub use operator::CreatedBot;
-pub use tokens::{AccessTokenView, CredentialsView, ExtraView, FullToken};
+pub use tokens::{AccessTokenView, CredentialsView, ExtraView, FullToken, TokenInfo};
+pub use upkeep::{ConnectionStatus, MaintenanceReport};
 
 use crate::config::AdminKeyHash;
 use crate::domain::events::{Event, EventKind, EventReason};
@@ -54,6 +58,8 @@ pub struct ServiceParts {
     pub admin_key: AdminKeyHash,
     /// Which provider URLs may be registered.
     pub outbound: OutboundPolicy,
+    /// What the maintenance job does, and when.
+    pub upkeep: crate::domain::upkeep::UpkeepPolicy,
 }
 
 pub struct Service {
@@ -64,6 +70,7 @@ pub struct Service {
     public_url: Url,
     admin_key: AdminKeyHash,
     outbound: OutboundPolicy,
+    upkeep: crate::domain::upkeep::UpkeepPolicy,
     /// Bot keys checked recently: key hash -> (bot, when).
     key_cache: Mutex<HashMap<String, (BotId, Instant)>>,
 }
@@ -94,6 +101,7 @@ impl Service {
             public_url: p.public_url,
             admin_key: p.admin_key,
             outbound: p.outbound,
+            upkeep: p.upkeep,
             key_cache: Mutex::new(HashMap::new()),
         }
     }

@@ -3,17 +3,19 @@
 //! read (security item 13).
 
 use super::tokens::{expiry, AccessTokenView};
+use super::upkeep::{refresh_token_expires_in, renewable};
 use super::{Service, ServiceError};
 use crate::domain::events::{EventKind, EventReason};
 use crate::domain::ids::random_urlsafe;
 use crate::domain::providers::ProviderApp;
 use crate::domain::token::{TokenRecord, TokenSecrets, TokenStatus};
+use crate::domain::upkeep::{Chore, Upkeep};
 use crate::ports::{GrantedToken, ProviderError, RegisteredApp};
 use secrecy::{ExposeSecret, SecretString};
 use std::time::{Duration, Instant};
 
 /// Longer than a provider request may take, so a live holder never loses its lease.
-const LEASE_SECS: i64 = 30;
+pub(super) const LEASE_SECS: i64 = 30;
 /// Tries to commit a refresh the provider already answered: about 1.5 s of backoff in all,
 /// well inside the lease.
 const COMMIT_ATTEMPTS: u32 = 5;
@@ -31,10 +33,22 @@ struct Due {
     seal: crate::ports::PreparedSeal,
 }
 
+/// Who asks for a refresh, which decides whether the token, read again under the lease,
+/// still needs one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Why {
+    /// A caller of `access-token`: the access token is due.
+    AccessToken,
+    /// The maintenance job: the token's upkeep asks for a refresh.
+    Upkeep,
+}
+
 /// What one attempt under the lease came to.
 enum Attempt {
     /// The answer; the lease is released (by the fenced commit, or explicitly).
     Done(AccessTokenView),
+    /// As `Done`, after a refresh this attempt made.
+    Refreshed(AccessTokenView),
     /// The fenced commit lost (the token was reconnected meanwhile): read again.
     Lost,
 }
@@ -60,8 +74,9 @@ impl Service {
                 )
                 .await?;
             if leased {
-                if let Attempt::Done(view) = self.under_lease(&record, &holder).await? {
-                    return Ok(view);
+                match self.under_lease(&record, &holder, Why::AccessToken).await? {
+                    Attempt::Done(view) | Attempt::Refreshed(view) => return Ok(view),
+                    Attempt::Lost => {}
                 }
             } else if let Some(view) = self.settled_by_another(&record, now).await? {
                 return Ok(view);
@@ -94,21 +109,39 @@ impl Service {
         )))
     }
 
+    /// The maintenance job's refresh, with the lease taken: `true` when it refreshed.
+    pub(super) async fn refresh_leased(
+        &self,
+        record: &TokenRecord,
+        holder: &str,
+        why: Why,
+    ) -> Result<bool, ServiceError> {
+        Ok(matches!(
+            self.under_lease(record, holder, why).await?,
+            Attempt::Refreshed(_)
+        ))
+    }
+
     /// Holding the lease: re-reads the token (another holder may have refreshed it) and
-    /// refreshes it if it is still due. Releases the lease unless a commit did.
+    /// refreshes it if it still needs it. Releases the lease unless a commit did.
     async fn under_lease(
         &self,
         record: &TokenRecord,
         holder: &str,
+        why: Why,
     ) -> Result<Attempt, ServiceError> {
         let now = self.clock.unix();
+        let needs = |f: &TokenRecord| match why {
+            Why::AccessToken => f.refresh_due(now),
+            Why::Upkeep => f.chore(now, &self.upkeep) == Some(Chore::Refresh),
+        };
         let result = match self.store.token(&record.bot_id, &record.token_id).await {
             Err(e) => Err(e.into()),
             Ok(None) => Err(ServiceError::TokenNotFound),
             Ok(Some(f)) if f.status == TokenStatus::Revoked => {
                 Ok(Attempt::Done(AccessTokenView::revoked()))
             }
-            Ok(Some(f)) if !f.refresh_due(now) => match self.open_credentials(&f).await {
+            Ok(Some(f)) if !needs(&f) => match self.open_credentials(&f).await {
                 Ok(s) => Ok(Attempt::Done(AccessTokenView::valid(
                     &s.access_token,
                     f.expires_at,
@@ -171,10 +204,18 @@ impl Service {
                 // mark stays, so a later `invalid_grant` is reported as our fault.
                 tracing::warn!(token_id = %fresh.token_id, "refresh sent but its answer was lost; outcome unknown");
                 self.release(&fresh, holder, false).await;
+                self.note_refresh_failure(&fresh, "outcome_unknown").await;
                 Err(ServiceError::ProviderUnavailable { retry_after: 5 })
             }
             Err(e) => {
                 self.release(&fresh, holder, true).await;
+                let code = match &e {
+                    ProviderError::Transient { .. } => "provider_unavailable",
+                    ProviderError::Refused { .. } => "provider_refused",
+                    ProviderError::Malformed(_) => "provider_answer_malformed",
+                    _ => "provider_misconfigured",
+                };
+                self.note_refresh_failure(&fresh, code).await;
                 Err(match e {
                     ProviderError::Transient { retry_after } => {
                         tracing::warn!(token_id = %fresh.token_id, "provider unavailable for refresh");
@@ -185,6 +226,18 @@ impl Service {
                     other => ServiceError::Provider(other),
                 })
             }
+        }
+    }
+
+    /// Keeps why a refresh failed on the token (its status shows it), and puts the next
+    /// maintenance refresh off by the backoff. Best effort: the refresh has failed already.
+    async fn note_refresh_failure(&self, fresh: &TokenRecord, code: &str) {
+        let now = self.clock.unix();
+        let mut next = fresh.clone();
+        next.upkeep = fresh.upkeep.failed(code, now, &self.upkeep);
+        next.schedule(now, &self.upkeep);
+        if let Err(e) = self.store.set_upkeep(fresh, &next, &[]).await {
+            tracing::warn!(token_id = %fresh.token_id, error = %e, "refresh failure not noted on the token");
         }
     }
 
@@ -242,6 +295,7 @@ impl Service {
             ..
         } = due;
         let now = self.clock.unix();
+        let refresh_expires_in = refresh_token_expires_in(&g.other);
         secrets.access_token = g.access_token.expose_secret().to_owned();
         // Keep the old refresh token when the provider does not rotate it (item 14).
         if let Some(rt) = &g.refresh_token {
@@ -254,6 +308,15 @@ impl Service {
         let mut next = fresh.clone();
         next.updated_at = now;
         next.expires_at = expiry(&client.app, g.expires_in, now);
+        next.upkeep = Upkeep::renewed(
+            Some(&fresh.upkeep),
+            fresh.provider.as_str(),
+            fresh.upkeep.keep_fresh,
+            renewable(&fresh.provider, &secrets),
+            refresh_expires_in,
+            now,
+        );
+        next.schedule(now, &self.upkeep);
         // The provider has answered: its old refresh token may be spent already. Sealing is
         // local (the data key came before the call), and the commit is worth retrying for
         // while the lease (LEASE_SECS) surely holds.
@@ -288,7 +351,7 @@ impl Service {
             return Ok(Attempt::Lost);
         }
         tracing::info!(bot_id = %next.bot_id, token_id = %next.token_id, "token refreshed");
-        Ok(Attempt::Done(AccessTokenView::valid(
+        Ok(Attempt::Refreshed(AccessTokenView::valid(
             &secrets.access_token,
             next.expires_at,
         )))
@@ -307,6 +370,7 @@ impl Service {
         let mut next = fresh.clone();
         next.updated_at = self.clock.unix();
         next.status = TokenStatus::Revoked;
+        next.schedule(next.updated_at, &self.upkeep);
         let ours = fresh
             .refresh_unsettled
             .as_deref()

@@ -6,8 +6,8 @@ use crate::domain::events::{EventKind, Revoked};
 use crate::domain::ids::{Alias, BotId, ProviderName, TokenId};
 use crate::domain::integrations::Context;
 use crate::domain::providers::{catalog_entry, ProviderApp, UserInfo};
-use crate::domain::token::{TokenRecord, TokenSecrets, TokenStatus};
-use crate::ports::StoreError;
+use crate::domain::token::{PendingRevocation, TokenRecord, TokenSecrets, TokenStatus};
+use crate::ports::{ProviderError, StoreError};
 use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::Value;
@@ -59,6 +59,17 @@ impl AccessTokenView {
             token_type: None,
         }
     }
+}
+
+/// `get_token_info`: what the provider said about the user, and when the user must sign in
+/// again, where that is known.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenInfo {
+    #[serde(flatten)]
+    pub info: UserInfo,
+    /// Unix seconds; the grant ends then and no refresh extends it. Absent when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconnect_by: Option<i64>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -134,9 +145,12 @@ impl Service {
             .ok_or(ServiceError::TokenNotFound)
     }
 
-    pub async fn token_info(&self, bot: &BotId, id: &TokenId) -> Result<UserInfo, ServiceError> {
+    pub async fn token_info(&self, bot: &BotId, id: &TokenId) -> Result<TokenInfo, ServiceError> {
         let record = self.record(bot, id).await?;
-        Ok(self.open_secrets(&record).await?.info.clone())
+        Ok(TokenInfo {
+            info: self.open_secrets(&record).await?.info.clone(),
+            reconnect_by: record.reconnect_by().map(|(at, _)| at),
+        })
     }
 
     pub async fn full_token(&self, bot: &BotId, id: &TokenId) -> Result<FullToken, ServiceError> {
@@ -228,9 +242,23 @@ impl Service {
                 Some(&record.token_id),
             );
             event.detail.revoked = Some(outcome);
+            // A revocation that did not go through is retried by the maintenance job, from
+            // the credentials kept sealed with it.
+            let now = self.clock.unix();
+            let pending = (outcome == Revoked::Pending).then(|| PendingRevocation {
+                bot_id: record.bot_id.clone(),
+                token_id: record.token_id.clone(),
+                alias: record.alias.clone(),
+                provider: record.provider.clone(),
+                owner: record.owner.clone(),
+                sealed: record.sealed.clone(),
+                attempts: 1,
+                due_at: now + self.upkeep.retry_delay(1),
+                give_up_at: now + self.upkeep.revocation_window,
+            });
             if self
                 .store
-                .delete_token(&record, std::slice::from_ref(&event))
+                .delete_token(&record, std::slice::from_ref(&event), pending.as_ref())
                 .await?
             {
                 tracing::info!(bot_id = %bot, token_id = %id, revoked = ?outcome, "token deleted");
@@ -251,10 +279,15 @@ impl Service {
             return Revoked::Yes;
         }
         match self.open_secrets(record).await {
-            Ok(secrets) => self.revoke_grant(&record.provider, &secrets).await,
+            // Even a refusal is tried again (a misconfigured app may be fixed): the bot hears
+            // `pending` now and the outcome later.
+            Ok(secrets) => match self.revoke_grant(&record.provider, &secrets).await {
+                Revoked::Failed => Revoked::Pending,
+                other => other,
+            },
             Err(e) => {
-                tracing::warn!(token_id = %record.token_id, error = %e, "deleted token could not be opened for revocation");
-                Revoked::Failed
+                tracing::warn!(token_id = %record.token_id, error = %e, "deleted token could not be opened for revocation; retried later");
+                Revoked::Pending
             }
         }
     }
@@ -283,7 +316,9 @@ impl Service {
         }
     }
 
-    /// Asks the provider to revoke the grant of `secrets` (failures are logged and answered).
+    /// Asks the provider to revoke the grant of `secrets` (failures are logged and answered):
+    /// `Pending` when it may work later (the provider or the store unavailable), `Failed`
+    /// when the provider refused.
     pub(super) async fn revoke_grant(
         &self,
         provider: &ProviderName,
@@ -294,7 +329,7 @@ impl Service {
             Ok(None) => return Revoked::Failed,
             Err(e) => {
                 tracing::warn!(%provider, error = %e, "provider app unavailable for revocation");
-                return Revoked::Failed;
+                return Revoked::Pending;
             }
         };
         client.app = client
@@ -310,9 +345,13 @@ impl Service {
             // The provider client answers `Ok` without a call when there is no way to revoke.
             Ok(()) if client.app.revocation_url.is_none() => Revoked::Unsupported,
             Ok(()) => Revoked::Yes,
-            Err(e) => {
-                tracing::warn!(%provider, error = %e, "revocation at the provider failed; nothing is kept here");
+            Err(e @ (ProviderError::Final { .. } | ProviderError::Config(_))) => {
+                tracing::warn!(%provider, error = %e, "the provider refused the revocation");
                 Revoked::Failed
+            }
+            Err(e) => {
+                tracing::warn!(%provider, error = %e, "revocation at the provider failed; it may work later");
+                Revoked::Pending
             }
         }
     }

@@ -63,6 +63,7 @@ pub fn assemble(
         public_url: config.public_url.clone(),
         admin_key: config.admin_key,
         outbound: config.outbound,
+        upkeep: config.upkeep,
     })
 }
 

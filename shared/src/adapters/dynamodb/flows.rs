@@ -167,6 +167,9 @@ impl FlowStore for DynamoStore {
         if let Some(secret) = &f.sealed_client_secret {
             item.insert("sealed_client_secret".into(), s(secret.as_str()));
         }
+        if f.keep_fresh {
+            item.insert("keep_fresh".into(), AttributeValue::Bool(true));
+        }
         self.put(item).await.map(|()| true)
     }
 
@@ -207,6 +210,7 @@ impl FlowStore for DynamoStore {
             created_at: get_n(&item, "created_at")?,
             app: json_attribute(&item, "app")?,
             sealed_client_secret: opt_s(&item, "sealed_client_secret").map(Sealed::from_stored),
+            keep_fresh: matches!(item.get("keep_fresh"), Some(AttributeValue::Bool(true))),
         }))
     }
 

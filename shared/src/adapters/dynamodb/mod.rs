@@ -9,12 +9,15 @@
 //! | connect-page session | `BOT#{bot}` | `CONNECT#{sha256(session id)}` |
 //! | pending connection (`confirm: code`) | `BOT#{bot}` | `PENDING#{base64url user id}#{pending id}` |
 //! | token | `BOT#{bot}` | `TOKEN#{token id}` |
+//! | revocation still to be done for a deleted token | `BOT#{bot}` | `REVOKE#{token id}` |
 //! | owner index: one token per owner and alias | `BOT#{bot}` | `OWNER#{bot, or user:<base64url user id>}#{alias}` |
 //! | provider app (operator-wide) | `PROVIDERS` | `PROVIDER#{name}` |
 //! | outbox event, written with the change it reports | `OUTBOX#{event id}` | `EVENT` |
 //!
 //! The table itself is declared in `template.yaml`; the tests create it in moto from there.
-//! Every request path reads by key or queries one partition; nothing scans. Links, flows and
+//! Tokens with something due for the maintenance job, and pending revocations, carry `due`
+//! (`TOKEN` or `REVOCATION`) and `due_at`: the keys of the sparse index `due`, which the job
+//! queries. Every request path reads by key or queries one partition; nothing scans. Links, flows and
 //! connect sessions carry a `ttl` attribute (unix seconds) for DynamoDB's expiry, and their
 //! expiry is also checked in code, since TTL deletes late. Outbox items reach EventBridge
 //! through the table's stream and the `event-relay` function, which gives each delivered one
@@ -26,7 +29,8 @@ use crate::domain::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
 use crate::domain::integrations::Integration;
 use crate::domain::providers::ProviderApp;
 use crate::domain::token::{
-    ConnectSession, Flow, Link, Owner, PendingConnection, TokenRecord, TokenStatus,
+    ConnectSession, Flow, Link, Owner, PendingConnection, PendingRevocation, TokenRecord,
+    TokenStatus,
 };
 use crate::ports::{
     BotStore, Connection, FlowStore, ProviderStore, SaveOutcome, Spend, StoreError, TokenStore,

@@ -1,6 +1,7 @@
 //! Tokens: the record, its owner index, the lease and the fenced commit.
 
 use super::*;
+use crate::domain::upkeep::Upkeep;
 
 fn token_item(t: &TokenRecord) -> Item {
     let mut item = key(bot_pk(&t.bot_id), format!("TOKEN#{}", t.token_id));
@@ -16,7 +17,93 @@ fn token_item(t: &TokenRecord) -> Item {
     item.insert("version".into(), n(t.version));
     item.insert("created_at".into(), n(t.created_at));
     item.insert("updated_at".into(), n(t.updated_at));
+    item.insert("upkeep".into(), s(upkeep_text(&t.upkeep)));
+    if let Some(at) = t.due_at {
+        item.insert(DUE.into(), s(DUE_TOKEN));
+        item.insert("due_at".into(), n(at));
+    }
     item
+}
+
+/// The due-time index and its partition key attribute.
+const DUE: &str = "due";
+/// The index's partition for tokens, and for pending revocations.
+const DUE_TOKEN: &str = "TOKEN";
+const DUE_REVOCATION: &str = "REVOCATION";
+
+fn upkeep_text(u: &Upkeep) -> String {
+    // Plain numbers, strings and booleans: serializing cannot fail.
+    serde_json::to_string(u).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// The clauses and values that write a token's upkeep and its place in the due-time index.
+fn upkeep_update(
+    t: &TokenRecord,
+    sets: &mut Vec<&'static str>,
+    removes: &mut Vec<&'static str>,
+    values: &mut Vec<(&'static str, AttributeValue)>,
+) {
+    sets.push("upkeep = :upkeep");
+    values.push((":upkeep", s(upkeep_text(&t.upkeep))));
+    match t.due_at {
+        Some(at) => {
+            sets.push("due = :due, due_at = :due_at");
+            values.push((":due", s(DUE_TOKEN)));
+            values.push((":due_at", n(at)));
+        }
+        None => removes.push("due, due_at"),
+    }
+}
+
+fn update_expression(sets: &[&str], removes: &[&str]) -> String {
+    let mut e = format!("SET {}", sets.join(", "));
+    if !removes.is_empty() {
+        e.push_str(" REMOVE ");
+        e.push_str(&removes.join(", "));
+    }
+    e
+}
+
+fn revocation_item(r: &PendingRevocation) -> Item {
+    let mut item = key(bot_pk(&r.bot_id), format!("REVOKE#{}", r.token_id));
+    item.insert("token_id".into(), s(r.token_id.as_str()));
+    item.insert("alias".into(), s(r.alias.as_str()));
+    item.insert("provider".into(), s(r.provider.as_str()));
+    put_owner(&mut item, &r.owner);
+    item.insert("sealed".into(), s(r.sealed.as_str()));
+    item.insert("attempts".into(), n(i64::from(r.attempts)));
+    item.insert(DUE.into(), s(DUE_REVOCATION));
+    item.insert("due_at".into(), n(r.due_at));
+    item.insert("give_up_at".into(), n(r.give_up_at));
+    // A safety net: the job removes it long before.
+    item.insert(TTL.into(), n(r.give_up_at + 86_400));
+    item
+}
+
+fn revocation_from(item: &Item) -> Result<PendingRevocation, StoreError> {
+    let pk = get_s(item, PK)?;
+    let bot = pk
+        .strip_prefix("BOT#")
+        .and_then(|b| BotId::parse(b).ok())
+        .ok_or_else(|| corrupt("revocation pk"))?;
+    Ok(PendingRevocation {
+        bot_id: bot,
+        token_id: parsed(TokenId::parse, item, "token_id")?,
+        alias: parsed(Alias::parse, item, "alias")?,
+        provider: parsed(ProviderName::parse, item, "provider")?,
+        owner: owner_of(item)?,
+        sealed: Sealed::from_stored(get_s(item, "sealed")?.to_owned()),
+        attempts: u32::try_from(get_n(item, "attempts")?).map_err(|_| corrupt("attempts"))?,
+        due_at: get_n(item, "due_at")?,
+        give_up_at: get_n(item, "give_up_at")?,
+    })
+}
+
+fn bot_of(item: &Item) -> Result<BotId, StoreError> {
+    get_s(item, PK)?
+        .strip_prefix("BOT#")
+        .and_then(|b| BotId::parse(b).ok())
+        .ok_or_else(|| corrupt("token pk"))
 }
 
 fn token_from(bot: &BotId, item: &Item) -> Result<TokenRecord, StoreError> {
@@ -33,6 +120,11 @@ fn token_from(bot: &BotId, item: &Item) -> Result<TokenRecord, StoreError> {
         created_at: get_n(item, "created_at")?,
         updated_at: get_n(item, "updated_at")?,
         refresh_unsettled: opt_s(item, "refresh_unsettled"),
+        upkeep: match opt_s(item, "upkeep") {
+            Some(text) => serde_json::from_str(&text).map_err(|_| corrupt("upkeep"))?,
+            None => Upkeep::default(),
+        },
+        due_at: opt_n(item, "due_at")?,
     })
 }
 
@@ -117,10 +209,112 @@ impl TokenStore for DynamoStore {
         ))
     }
 
+    async fn bot_connections(&self, bot: &BotId) -> Result<Vec<TokenRecord>, StoreError> {
+        self.query_prefix(bot_pk(bot), "TOKEN#")
+            .await?
+            .iter()
+            .map(|i| token_from(bot, i))
+            .collect()
+    }
+
+    async fn set_upkeep(
+        &self,
+        read: &TokenRecord,
+        next: &TokenRecord,
+        events: &[Event],
+    ) -> Result<bool, StoreError> {
+        let (mut sets, mut removes, mut values) = (Vec::new(), Vec::new(), Vec::new());
+        upkeep_update(next, &mut sets, &mut removes, &mut values);
+        values.push((":v", n(read.version)));
+        values.push((":old", s(upkeep_text(&read.upkeep))));
+        // Records written before upkeep was kept have none: they read as the default.
+        let condition = if read.upkeep == Upkeep::default() {
+            "version = :v AND (attribute_not_exists(upkeep) OR upkeep = :old)"
+        } else {
+            "version = :v AND upkeep = :old"
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                bot_pk(&read.bot_id),
+                format!("TOKEN#{}", read.token_id),
+            )))
+            .update_expression(update_expression(&sets, &removes))
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(
+                values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            ))
+            .build()
+            .map_err(unavailable)?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        items.extend(self.outbox_puts(events)?);
+        Ok(self.transact(items).await?.is_ok())
+    }
+
+    async fn due_tokens(&self, now: i64, limit: u32) -> Result<Vec<TokenRecord>, StoreError> {
+        self.query_due(DUE_TOKEN, now, limit)
+            .await?
+            .iter()
+            .map(|i| token_from(&bot_of(i)?, i))
+            .collect()
+    }
+
+    async fn due_revocations(
+        &self,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<PendingRevocation>, StoreError> {
+        self.query_due(DUE_REVOCATION, now, limit)
+            .await?
+            .iter()
+            .map(revocation_from)
+            .collect()
+    }
+
+    async fn settle_revocation(
+        &self,
+        read: &PendingRevocation,
+        next: Option<&PendingRevocation>,
+        events: &[Event],
+    ) -> Result<bool, StoreError> {
+        let key = key(bot_pk(&read.bot_id), format!("REVOKE#{}", read.token_id));
+        let item = match next {
+            Some(next) => TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key))
+                        .update_expression("SET attempts = :next, due_at = :due_at")
+                        .condition_expression("attempts = :a")
+                        .expression_attribute_values(":next", n(i64::from(next.attempts)))
+                        .expression_attribute_values(":due_at", n(next.due_at))
+                        .expression_attribute_values(":a", n(i64::from(read.attempts)))
+                        .build()
+                        .map_err(unavailable)?,
+                )
+                .build(),
+            None => TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key))
+                        .condition_expression("attempts = :a")
+                        .expression_attribute_values(":a", n(i64::from(read.attempts)))
+                        .build()
+                        .map_err(unavailable)?,
+                )
+                .build(),
+        };
+        let mut items = vec![item];
+        items.extend(self.outbox_puts(events)?);
+        Ok(self.transact(items).await?.is_ok())
+    }
+
     async fn delete_token(
         &self,
         record: &TokenRecord,
         events: &[Event],
+        revocation: Option<&PendingRevocation>,
     ) -> Result<bool, StoreError> {
         let pk = bot_pk(&record.bot_id);
         let delete =
@@ -150,6 +344,19 @@ impl TokenStore for DynamoStore {
                 HashMap::from([(":id".to_owned(), s(id.as_str()))]),
             )?,
         ];
+        if let Some(r) = revocation {
+            items.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(revocation_item(r)))
+                            .build()
+                            .map_err(unavailable)?,
+                    )
+                    .build(),
+            );
+        }
         items.extend(self.outbox_puts(events)?);
         Ok(self.transact(items).await?.is_ok())
     }
@@ -186,13 +393,19 @@ impl TokenStore for DynamoStore {
             (":v", n(expected_version)),
             (":h", s(holder)),
         ];
-        let update = match t.expires_at {
+        let mut sets = vec![
+            "#status = :status, sealed = :sealed, updated_at = :updated, version = version + :one",
+        ];
+        let mut removes = vec!["lease_holder, lease_until, refresh_unsettled"];
+        match t.expires_at {
             Some(at) => {
                 values.push((":expires", n(at)));
-                "SET #status = :status, sealed = :sealed, updated_at = :updated, expires_at = :expires, version = version + :one REMOVE lease_holder, lease_until, refresh_unsettled"
+                sets.push("expires_at = :expires");
             }
-            None => "SET #status = :status, sealed = :sealed, updated_at = :updated, version = version + :one REMOVE lease_holder, lease_until, expires_at, refresh_unsettled",
-        };
+            None => removes.push("expires_at"),
+        }
+        upkeep_update(t, &mut sets, &mut removes, &mut values);
+        let update = update_expression(&sets, &removes);
         let values: Item = values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         let token_key = key(bot_pk(&t.bot_id), format!("TOKEN#{}", t.token_id));
         let condition = "version = :v AND lease_holder = :h";
@@ -261,6 +474,26 @@ impl TokenStore for DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// Up to `limit` items of the due-time index's partition `due`, due at `now`, earliest
+    /// first: one key query.
+    async fn query_due(&self, due: &str, now: i64, limit: u32) -> Result<Vec<Item>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE)
+            .key_condition_expression("due = :due AND due_at <= :now")
+            .expression_attribute_values(":due", s(due))
+            .expression_attribute_values(":now", n(now))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.items.unwrap_or_default())
+    }
+}
+
 /// How many transactions a connection tries, reading the owner index between them.
 const SAVE_ATTEMPTS: usize = 5;
 
@@ -274,22 +507,19 @@ impl DynamoStore {
             (":updated", n(t.updated_at)),
             (":one", n(1)),
         ];
-        let (set_expiry, remove) = match t.expires_at {
+        let mut sets = vec![
+            "provider = :provider, #status = :status, sealed = :sealed, updated_at = :updated, version = version + :one",
+        ];
+        let mut removes = vec!["lease_holder, lease_until, refresh_unsettled"];
+        match t.expires_at {
             Some(at) => {
                 values.push((":expires", n(at)));
-                (
-                    "SET expires_at = :expires, ",
-                    " REMOVE lease_holder, lease_until, refresh_unsettled",
-                )
+                sets.push("expires_at = :expires");
             }
-            None => (
-                "SET ",
-                " REMOVE expires_at, lease_holder, lease_until, refresh_unsettled",
-            ),
-        };
-        let update = format!(
-            "{set_expiry}provider = :provider, #status = :status, sealed = :sealed, updated_at = :updated, version = version + :one{remove}"
-        );
+            None => removes.push("expires_at"),
+        }
+        upkeep_update(t, &mut sets, &mut removes, &mut values);
+        let update = update_expression(&sets, &removes);
         Ok(TransactWriteItem::builder()
             .update(
                 Update::builder()

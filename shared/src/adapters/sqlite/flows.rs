@@ -3,10 +3,10 @@
 use super::*;
 use crate::domain::integrations::Confirm;
 
-const FLOW_COLUMNS: &str = "state_hash, link_key, bot_id, alias, provider, user_id, sealed_verifier, redirect_uri, expires_at, created_at, scopes, nonce_hash, browser_hash, confirm, app, sealed_client_secret";
+const FLOW_COLUMNS: &str = "state_hash, link_key, bot_id, alias, provider, user_id, sealed_verifier, redirect_uri, expires_at, created_at, scopes, nonce_hash, browser_hash, confirm, app, sealed_client_secret, keep_fresh";
 
 static INSERT_FLOW: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!("INSERT INTO flows ({FLOW_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)")
+    format!("INSERT INTO flows ({FLOW_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)")
 });
 
 /// A JSON column, `None` when NULL.
@@ -74,6 +74,7 @@ fn flow_from(r: &Row<'_>) -> rusqlite::Result<Flow> {
         confirm: confirm_from(&r.get::<_, String>(13)?)?,
         app: json_column(r, 14, "app")?,
         sealed_client_secret: r.get(15)?,
+        keep_fresh: r.get(16)?,
     })
 }
 
@@ -173,7 +174,7 @@ impl FlowStore for SqliteStore {
             tx.prepare_cached(&INSERT_FLOW)?.execute(
                 params![f.state_hash, f.link_key, f.bot_id.as_str(), f.alias.as_str(), f.provider.as_str(),
                         f.owner.user_id().map(UserId::as_str), f.sealed_verifier, f.redirect_uri, f.expires_at, f.created_at,
-                        scopes, f.nonce_hash, f.browser_hash, confirm_text(f.confirm), app, f.sealed_client_secret],
+                        scopes, f.nonce_hash, f.browser_hash, confirm_text(f.confirm), app, f.sealed_client_secret, f.keep_fresh],
             )?;
             tx.commit().map(|_| true)
         })

@@ -14,7 +14,8 @@ use crate::domain::ids::{Alias, BotId, LinkId, ProviderName, TokenId, UserId};
 use crate::domain::integrations::Integration;
 use crate::domain::providers::ProviderApp;
 use crate::domain::token::{
-    ConnectSession, Flow, Link, Owner, PendingConnection, TokenRecord, TokenStatus,
+    ConnectSession, Flow, Link, Owner, PendingConnection, PendingRevocation, TokenRecord,
+    TokenStatus,
 };
 use crate::ports::{
     BotStore, Connection as Connected, FlowStore, ProviderStore, SaveOutcome, Spend, StoreError,
@@ -197,6 +198,28 @@ CREATE INDEX outbox_due ON outbox(due_at);
 ALTER TABLE links ADD COLUMN integration TEXT;
 ALTER TABLE flows ADD COLUMN app TEXT;
 ALTER TABLE flows ADD COLUMN sealed_client_secret TEXT;
+"#,
+    r#"
+-- What the service does for a token on its own (its upkeep, as JSON) and when it next has
+-- something to do (indexed); revocations that failed at a delete, retried until they work
+-- or a day has passed. A flow keeps whether its integration keeps its token fresh.
+ALTER TABLE tokens ADD COLUMN upkeep TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE tokens ADD COLUMN due_at INTEGER;
+CREATE INDEX tokens_due ON tokens(due_at) WHERE due_at IS NOT NULL;
+ALTER TABLE flows ADD COLUMN keep_fresh INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE revocations (
+    bot_id     TEXT NOT NULL REFERENCES bots(bot_id),
+    token_id   TEXT NOT NULL,
+    alias      TEXT NOT NULL,
+    provider   TEXT NOT NULL,
+    user_id    TEXT NOT NULL,
+    sealed     TEXT NOT NULL,
+    attempts   INTEGER NOT NULL,
+    due_at     INTEGER NOT NULL,
+    give_up_at INTEGER NOT NULL,
+    PRIMARY KEY (bot_id, token_id)
+);
+CREATE INDEX revocations_due ON revocations(due_at);
 "#,
 ];
 

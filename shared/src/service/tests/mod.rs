@@ -10,7 +10,9 @@ use crate::crypto::Sealed;
 use crate::domain::events::Event;
 use crate::domain::ids::{BrowserKey, LinkId, UserId};
 use crate::domain::providers::{ProviderApp, ProviderAppInput, UserInfo};
-use crate::domain::token::{ConnectSession, Flow, Link, PendingConnection, TokenStatus};
+use crate::domain::token::{
+    ConnectSession, Flow, Link, PendingConnection, PendingRevocation, TokenStatus,
+};
 use crate::ports::{
     BotStore, Connection, FlowStore, OutboxStore, ProviderStore, SaveOutcome, StoreError,
     TokenStore,
@@ -203,8 +205,42 @@ impl TokenStore for CountingStore {
     async fn save_connected(&self, c: &Connection<'_>) -> Result<SaveOutcome, StoreError> {
         counted!(self.save_connected(c))
     }
-    async fn delete_token(&self, r: &TokenRecord, e: &[Event]) -> Result<bool, StoreError> {
-        counted!(self.delete_token(r, e))
+    async fn bot_connections(&self, b: &BotId) -> Result<Vec<TokenRecord>, StoreError> {
+        counted!(self.bot_connections(b))
+    }
+    async fn delete_token(
+        &self,
+        r: &TokenRecord,
+        e: &[Event],
+        p: Option<&PendingRevocation>,
+    ) -> Result<bool, StoreError> {
+        counted!(self.delete_token(r, e, p))
+    }
+    async fn set_upkeep(
+        &self,
+        r: &TokenRecord,
+        n: &TokenRecord,
+        e: &[Event],
+    ) -> Result<bool, StoreError> {
+        counted!(self.set_upkeep(r, n, e))
+    }
+    async fn due_tokens(&self, now: i64, l: u32) -> Result<Vec<TokenRecord>, StoreError> {
+        counted!(self.due_tokens(now, l))
+    }
+    async fn due_revocations(
+        &self,
+        now: i64,
+        l: u32,
+    ) -> Result<Vec<PendingRevocation>, StoreError> {
+        counted!(self.due_revocations(now, l))
+    }
+    async fn settle_revocation(
+        &self,
+        r: &PendingRevocation,
+        n: Option<&PendingRevocation>,
+        e: &[Event],
+    ) -> Result<bool, StoreError> {
+        counted!(self.settle_revocation(r, n, e))
     }
     async fn acquire_lease(
         &self,
@@ -313,6 +349,7 @@ async fn setup_with(provider: Arc<dyn ProviderClient>) -> Setup {
         outbound: crate::domain::network::OutboundPolicy {
             allow_loopback: true,
         },
+        upkeep: Default::default(),
     };
     let service = crate::wiring::assemble(
         &config,
@@ -385,6 +422,8 @@ async fn stored_token(s: &Setup, expires_at: Option<i64>, refresh: Option<&str>)
         created_at: 0,
         updated_at: 0,
         refresh_unsettled: None,
+        upkeep: Default::default(),
+        due_at: None,
     };
     insert_token(s, &record).await;
     id
@@ -492,8 +531,18 @@ async fn tokens_that_cannot_be_refreshed_say_why_without_a_provider_call() {
         matches!(err, ServiceError::ProviderUnavailable { .. }),
         "{err:?}"
     );
-    let after = s.counts.store.token(&s.bot, &due).await.unwrap();
-    assert_eq!(before, after);
+    let (before, after) = (
+        before.unwrap(),
+        s.counts.store.token(&s.bot, &due).await.unwrap().unwrap(),
+    );
+    assert_eq!(
+        (&before.sealed, before.version, before.expires_at),
+        (&after.sealed, after.version, after.expires_at)
+    );
+    assert_eq!(
+        after.upkeep.last_refresh_error.as_deref(),
+        Some("provider_unavailable")
+    );
     // The lease was released: the next caller can try at once.
     assert!(s
         .counts

@@ -404,7 +404,18 @@ async fn a_transient_refresh_failure_changes_nothing_and_frees_the_lease() {
         matches!(err, ServiceError::ProviderUnavailable { retry_after: 7 }),
         "{err:?}"
     );
-    assert_eq!(s.counts.store.token(&s.bot, &id).await.unwrap(), before);
+    // The credentials and their version are as they were; only the error is noted, for the
+    // token's status.
+    let after = s.counts.store.token(&s.bot, &id).await.unwrap().unwrap();
+    let before = before.unwrap();
+    assert_eq!(
+        (&after.sealed, after.version, after.expires_at),
+        (&before.sealed, before.version, before.expires_at)
+    );
+    assert_eq!(
+        after.upkeep.last_refresh_error.as_deref(),
+        Some("provider_unavailable")
+    );
     // The next caller refreshes at once: the lease was released.
     let view = s.service.access_token(&s.bot, &id).await.unwrap();
     assert_eq!(view.access_token.as_deref(), Some("at-2"));
