@@ -57,6 +57,7 @@ mod openapi;
 mod refresh;
 mod strict;
 mod template;
+mod upkeep;
 
 on_both_backends!(flow:
     a_user_token_from_link_to_deletion,
@@ -107,6 +108,13 @@ mod strict_provider {
         a_lost_refresh_answer_at_a_rotating_provider_is_reported_as_ours,
     );
 }
+
+on_both_backends!(upkeep(backend):
+    a_keep_fresh_token_is_refreshed_without_any_call,
+    the_job_and_twenty_callers_share_one_refresh,
+    a_grants_end_is_announced_ahead_and_once,
+    a_failed_revocation_is_retried_until_it_works_or_gives_up,
+);
 
 on_both_backends!(faults:
     a_lost_refresh_answer_is_reported_as_refresh_outcome_unknown,

@@ -4,7 +4,10 @@
 //   - access and refresh tokens are recognisable canary values;
 //   - RFC 7009 revocation at /revoke invalidates the token it is given;
 //   - every request it handled is appended to PROVIDER_LOG (JSON lines);
-//   - POST /__control {"token_ttl": s, "refresh": "ok"|"unavailable", "revoke_all": true}.
+//   - POST /__control {"token_ttl": s, "refresh": "ok"|"unavailable", "revoke_all": true,
+//     "refresh_token_ttl": s (a grant's refresh tokens expire s after the sign-in, and each
+//     answer says so in refresh_token_expires_in; 0: never), "revoke": "ok"|"unavailable",
+//     "revoke_failures": n (the next n revocations answer 503)}.
 // Prints one line of JSON, {"issuer": "..."}, once it listens.
 import { OAuth2Issuer, OAuth2Service } from 'oauth2-mock-server';
 import { appendFileSync } from 'node:fs';
@@ -16,7 +19,15 @@ const port = Number(process.env.PROVIDER_PORT ?? 0);
 const logPath = process.env.PROVIDER_LOG;
 const prefix = process.env.PROVIDER_TOKEN_PREFIX ?? 'demo';
 
-const settings = { token_ttl: Number(process.env.PROVIDER_TOKEN_TTL ?? 3600), refresh: 'ok' };
+const settings = {
+  token_ttl: Number(process.env.PROVIDER_TOKEN_TTL ?? 3600),
+  refresh: 'ok',
+  refresh_token_ttl: 0,
+  revoke: 'ok',
+  revoke_failures: 0,
+};
+// refresh token -> when its grant's refresh tokens expire (ms), with refresh_token_ttl.
+const grantEnds = new Map();
 const usedCodes = new Set();
 const liveRefreshTokens = new Set();
 const revoked = new Set();
@@ -62,6 +73,9 @@ service.on('beforeResponse', (response, req) => {
       return;
     }
     if (!liveRefreshTokens.has(body.refresh_token)) return refuse('invalid_grant');
+    if (grantEnds.has(body.refresh_token) && grantEnds.get(body.refresh_token) <= Date.now()) {
+      return refuse('invalid_grant');
+    }
     liveRefreshTokens.delete(body.refresh_token);
   }
   issued += 1;
@@ -73,6 +87,16 @@ service.on('beforeResponse', (response, req) => {
   } else {
     response.body.refresh_token = `${prefix}-refresh-${issued}-${randomUUID()}`;
     liveRefreshTokens.add(response.body.refresh_token);
+    const ends =
+      grant === 'refresh_token'
+        ? grantEnds.get(body.refresh_token)
+        : settings.refresh_token_ttl > 0
+          ? Date.now() + settings.refresh_token_ttl * 1000
+          : undefined;
+    if (ends !== undefined) {
+      grantEnds.set(response.body.refresh_token, ends);
+      response.body.refresh_token_expires_in = Math.max(1, Math.round((ends - Date.now()) / 1000));
+    }
   }
   log({
     endpoint: 'token',
@@ -130,6 +154,10 @@ const server = createServer(async (req, res) => {
       if (change.token_ttl !== undefined) settings.token_ttl = Number(change.token_ttl);
       if (change.refresh !== undefined) settings.refresh = change.refresh;
       if (change.revoke_all) liveRefreshTokens.clear();
+      for (const key of ['refresh_token_ttl', 'revoke_failures']) {
+        if (change[key] !== undefined) settings[key] = Number(change[key]);
+      }
+      if (change.revoke !== undefined) settings.revoke = change.revoke;
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(settings));
       return;
@@ -137,9 +165,16 @@ const server = createServer(async (req, res) => {
     if (req.method === 'POST' && path === '/revoke') {
       const form = new URLSearchParams(await readBody(req));
       const token = form.get('token') ?? '';
+      if (settings.revoke === 'unavailable' || settings.revoke_failures > 0) {
+        if (settings.revoke_failures > 0) settings.revoke_failures -= 1;
+        log({ endpoint: 'revoke', token, status: 503 });
+        res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
+        res.end(JSON.stringify({ error: 'temporarily_unavailable' }));
+        return;
+      }
       liveRefreshTokens.delete(token);
       revoked.add(token);
-      log({ endpoint: 'revoke', token, token_type_hint: form.get('token_type_hint') });
+      log({ endpoint: 'revoke', token, status: 200, token_type_hint: form.get('token_type_hint') });
       res.writeHead(200);
       res.end();
       return;
