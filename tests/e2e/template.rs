@@ -156,7 +156,13 @@ async fn each_role_allows_exactly_what_its_function_uses() -> anyhow::Result<()>
     let allowed = allowed_by_template(&template()?)?;
     assert_eq!(
         allowed.keys().cloned().collect::<Vec<_>>(),
-        ["event-relay", "oauth-callback", "oauth-start", "token-api"]
+        [
+            "event-relay",
+            "oauth-callback",
+            "oauth-start",
+            "token-api",
+            "token-maintenance"
+        ]
     );
 
     let d = Deployment::start().await?;
@@ -216,22 +222,29 @@ async fn each_role_allows_exactly_what_its_function_uses() -> anyhow::Result<()>
             "/v1/bots/acme/integrations",
             &key,
             "application/yaml",
-            Some(e2e::INTEGRATIONS.into()),
+            Some(format!(
+                "{}- provider: demo\n  alias: fresh\n  context: user\n  keep_fresh: true\n",
+                e2e::INTEGRATIONS
+            )),
         )?)
         .await?,
         200,
     )?;
 
-    // Connect twice (a new token, then new credentials for it), with tokens due for refresh.
+    // Connect twice (a new token, then new credentials for it), with tokens due for refresh;
+    // then a token the maintenance job keeps fresh, whose grant ends soon.
     provider.control(json!({"token_ttl": 1})).await?;
-    for _ in 0..2 {
+    for (alias, user) in [("demo", "u-1"), ("demo", "u-1"), ("fresh", "u-2")] {
+        if alias == "fresh" {
+            provider.control(json!({"refresh_token_ttl": 12})).await?;
+        }
         let link = ok(
             api.invoke(call(
                 "POST",
                 "/v1/bots/acme/oauth-links",
                 &key,
                 "application/json",
-                Some(r#"{"alias":"demo","user_id":"u-1"}"#.into()),
+                Some(json!({"alias": alias, "user_id": user}).to_string()),
             )?)
             .await?,
             201,
@@ -300,6 +313,8 @@ async fn each_role_allows_exactly_what_its_function_uses() -> anyhow::Result<()>
         1,
         "the refresh path ran"
     );
+    // The delete's revocation fails: it is left to the maintenance job.
+    provider.control(json!({"revoke_failures": 1})).await?;
     let deleted = ok(
         api.invoke(call(
             "DELETE",
@@ -312,9 +327,26 @@ async fn each_role_allows_exactly_what_its_function_uses() -> anyhow::Result<()>
         200,
     )?;
     assert_eq!(deleted["deleted"], true);
+    // The job: the keep_fresh token refreshed, the revocation done; a few seconds later, the
+    // warning that the fresh token's grant ends.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let report = d.maintenance.invoke(json!({})).await?;
+    assert_eq!(report["refreshed"], 1, "{report}");
+    assert_eq!(report["revocations_confirmed"], 1, "{report}");
+    let report = e2e::eventually(15, "the expiry warning", || async {
+        let report = d.maintenance.invoke(json!({})).await?;
+        Ok((report["warned"] == 1).then_some(report))
+    })
+    .await?;
+    assert_eq!(report["refreshed"], 0, "{report}");
     // The events of all that, from the stream through the relay to the bus.
     let events = d.aws.events().await?;
-    for kind in ["token:demo", "token_deleted:demo"] {
+    for kind in [
+        "token:demo",
+        "token_deleted:demo",
+        "token_revocation_confirmed:demo",
+        "token_expiring:fresh",
+    ] {
         assert!(
             events.iter().any(|e| e["detail-type"] == kind),
             "{kind} not relayed: {events:?}"
@@ -405,6 +437,55 @@ fn principals(st: &Value) -> Vec<Option<&str>> {
 }
 
 #[test]
+fn the_schedule_only_invokes_the_maintenance_function() -> anyhow::Result<()> {
+    let t = template()?;
+    let resources = t["Resources"].as_object().expect("Resources");
+    let schedules: Vec<&Value> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::Scheduler::Schedule")
+        .collect();
+    assert_eq!(schedules.len(), 1);
+    let target = &schedules[0]["Properties"]["Target"];
+    assert_eq!(
+        target["Arn"],
+        json!({"Fn::GetAtt": ["TokenMaintenanceFunction", "Arn"]})
+    );
+    let role = target["RoleArn"]["Fn::GetAtt"][0]
+        .as_str()
+        .expect("the schedule's role");
+    let trust = &resources[role]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
+    assert_eq!(
+        trust["Principal"],
+        json!({"Service": "scheduler.amazonaws.com"})
+    );
+    assert_eq!(
+        trust["Condition"]["StringEquals"]["aws:SourceAccount"],
+        json!({"Ref": "AWS::AccountId"}),
+        "only this account's schedules may use the role"
+    );
+    let statements: Vec<&Value> = role_policies(resources, role)
+        .into_iter()
+        .flat_map(|d| d["Statement"].as_array().into_iter().flatten())
+        .collect();
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    assert_eq!(strings(&statements[0]["Action"]), ["lambda:InvokeFunction"]);
+    assert_eq!(statements[0]["Resource"], target["Arn"]);
+    // The job reads what is due from the index, never by scanning the table.
+    let maintenance = role_policies(resources, "TokenMaintenanceRole");
+    let query: Vec<&Value> = maintenance
+        .iter()
+        .flat_map(|d| d["Statement"].as_array().into_iter().flatten())
+        .filter(|st| strings(&st["Action"]).contains(&"dynamodb:Query"))
+        .collect();
+    assert_eq!(query.len(), 1);
+    assert_eq!(
+        query[0]["Resource"],
+        json!({"Fn::Sub": "${Table.Arn}/index/due"})
+    );
+    Ok(())
+}
+
+#[test]
 fn only_the_functions_use_the_key_and_put_events() -> anyhow::Result<()> {
     let t = template()?;
     let resources = t["Resources"].as_object().expect("Resources");
@@ -413,7 +494,7 @@ fn only_the_functions_use_the_key_and_put_events() -> anyhow::Result<()> {
         .filter(|r| r["Type"] == "AWS::Serverless::Function")
         .filter_map(|r| r["Properties"]["Role"]["Fn::GetAtt"][0].as_str())
         .collect();
-    assert_eq!(roles.len(), 4, "one role per function: {roles:?}");
+    assert_eq!(roles.len(), 5, "one role per function: {roles:?}");
     let source = json!({"Ref": "EventSource"});
 
     // The key policy: the account administers the key; only the functions' roles use it,

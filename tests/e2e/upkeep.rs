@@ -6,7 +6,7 @@
 use e2e::{Backend, World};
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The job every second; a warning 2 s ahead; failed revocations retried for 4 s.
 fn fast_upkeep() -> Vec<(&'static str, String)> {
@@ -40,25 +40,6 @@ async fn world(backend: Backend) -> anyhow::Result<World> {
     Ok(w)
 }
 
-/// Polls `check` every 100 ms until it answers `Some`, for at most `secs` seconds.
-async fn within<T, F, Fut>(secs: u64, what: &str, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
-{
-    let until = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await? {
-            return Ok(v);
-        }
-        anyhow::ensure!(
-            Instant::now() < until,
-            "{what} did not happen within {secs} s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -77,7 +58,7 @@ pub async fn a_keep_fresh_token_is_refreshed_without_any_call(
     let idle_id = w.connect_user("u-2").await?;
     w.provider.control(json!({"token_ttl": 3600})).await?;
 
-    let refreshed = within(15, "a keep-alive refresh", || async {
+    let refreshed = e2e::eventually(15, "a keep-alive refresh", || async {
         let grants = w.provider.token_requests("refresh_token");
         Ok((!grants.is_empty()).then_some(grants))
     })
@@ -87,7 +68,7 @@ pub async fn a_keep_fresh_token_is_refreshed_without_any_call(
     let (_, full) = w
         .bot_json(Method::GET, &format!("/tokens/{token_id}"))
         .await?;
-    let stored = within(5, "the refreshed token stored", || async {
+    let stored = e2e::eventually(5, "the refreshed token stored", || async {
         let (_, full) = w
             .bot_json(Method::GET, &format!("/tokens/{token_id}"))
             .await?;
@@ -162,7 +143,7 @@ pub async fn a_grants_end_is_announced_ahead_and_once(backend: Backend) -> anyho
         (connected + 9..=connected + 11).contains(&reconnect_by),
         "reconnect_by {reconnect_by}, connected {connected}: {info}"
     );
-    let expiring = within(15, "token_expiring", || async {
+    let expiring = e2e::eventually(15, "token_expiring", || async {
         let events = w.events_of("token_expiring:demo").await?;
         Ok((!events.is_empty()).then_some(events))
     })
@@ -239,7 +220,7 @@ pub async fn a_failed_revocation_is_retried_until_it_works_or_gives_up(
     assert_eq!(deleted["deleted"], true);
     let gone = w.events_of("token_deleted:demo").await?;
     assert_eq!(gone[0]["detail"]["revoked"], "pending");
-    let confirmed = within(15, "token_revocation_confirmed", || async {
+    let confirmed = e2e::eventually(15, "token_revocation_confirmed", || async {
         let e = w.events_of("token_revocation_confirmed:demo").await?;
         Ok((!e.is_empty()).then_some(e))
     })
@@ -253,7 +234,7 @@ pub async fn a_failed_revocation_is_retried_until_it_works_or_gives_up(
     let second = w.connect_user("u-2").await?;
     w.bot_json(Method::DELETE, &format!("/tokens/{second}"))
         .await?;
-    let failed = within(15, "token_revocation_failed", || async {
+    let failed = e2e::eventually(15, "token_revocation_failed", || async {
         let e = w.events_of("token_revocation_failed:demo").await?;
         Ok((!e.is_empty()).then_some(e))
     })

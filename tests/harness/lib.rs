@@ -38,3 +38,22 @@ pub use strict_provider::{
     Browser, SignedIn, StrictOptions, StrictProvider, STRICT_CLIENT_ID, STRICT_CLIENT_SECRET,
     STRICT_PROVIDER, STRICT_SCOPE,
 };
+
+/// Polls `check` every 100 ms until it answers `Some`, for at most `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await? {
+            return Ok(v);
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < until,
+            "{what} did not happen within {secs} s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

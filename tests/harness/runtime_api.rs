@@ -219,6 +219,7 @@ pub struct Deployment {
     pub start: Function,
     pub callback: Function,
     pub api: Function,
+    pub maintenance: Function,
 }
 
 impl Deployment {
@@ -227,15 +228,19 @@ impl Deployment {
         let (aws, mut env) = crate::server::AwsSide::start(dir.path()).await?;
         env.push(("PUBLIC_URL", PUBLIC_URL.into()));
         env.push(("ADMIN_KEY_SHA256", FIXTURE_ADMIN_KEY_SHA256.into()));
+        // Failed revocations are retried a second later.
+        env.push(("MAINTENANCE_INTERVAL", "1".into()));
         let start = Function::start(dir.path(), "oauth-start", &env).await?;
         let callback = Function::start(dir.path(), "oauth-callback", &env).await?;
         let api = Function::start(dir.path(), "token-api", &env).await?;
+        let maintenance = Function::start(dir.path(), "token-maintenance", &env).await?;
         Ok(Self {
             dir,
             aws,
             start,
             callback,
             api,
+            maintenance,
         })
     }
 }
