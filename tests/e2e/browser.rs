@@ -57,6 +57,18 @@ async fn the_bot_builder_connects_on_the_connect_page() -> anyhow::Result<()> {
         "{}",
         after.text
     );
+    assert!(after.text.contains("Disconnect"), "{}", after.text);
+
+    // Disconnecting deletes the token, revoking its grant at the provider.
+    let gone = browse(&url, Some("Disconnect")).await?;
+    assert_eq!(gone.title, "Disconnected", "{}", gone.text);
+    let (_, tokens) = w.bot_json(Method::GET, "/tokens").await?;
+    assert_eq!(tokens["tokens"].get("demo_bot"), None, "{tokens}");
+    let deleted = w.server.events_of("token_deleted:demo_bot").await?;
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0]["detail"]["revoked"], "yes");
+    let again = browse(&url, None).await?;
+    assert!(again.text.contains("not connected"), "{}", again.text);
     Ok(())
 }
 

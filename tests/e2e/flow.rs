@@ -173,6 +173,18 @@ pub async fn a_bot_token_through_the_connect_page(w: World) -> anyhow::Result<()
     assert!(user_entry.get("connected").is_none());
     let html = w.http.get(&page_url).send().await?.text().await?;
     assert!(html.contains("Reconnect"));
+    // The page shows the connection's health, as the status route does.
+    let (_, health) = w
+        .bot_json(Method::GET, &format!("/tokens/{token_id}/status"))
+        .await?;
+    assert_eq!(health["status"], "valid");
+    assert_eq!(health["context"], "bot");
+    assert!(
+        html.contains("connected") && html.contains("Disconnect"),
+        "{html}"
+    );
+    let (_, all) = w.bot_json(Method::GET, "/connections").await?;
+    assert_eq!(all["connections"][0]["token_id"], token_id.as_str());
     Ok(())
 }
 

@@ -24,6 +24,10 @@ pub fn connect_router() -> Router<AppState> {
     Router::new()
         .route("/connect/{session}", get(connect_page))
         .route("/connect/{session}/{alias}", post(connect_start))
+        .route(
+            "/connect/{session}/{alias}/disconnect",
+            post(connect_disconnect),
+        )
 }
 
 /// The cookie that binds a flow to the browser that started it. Over https it has the
@@ -186,6 +190,25 @@ async fn connect_page(State(s): State<AppState>, Path(session): Path<String>) ->
     };
     match page {
         Ok((bot, rows)) => pages::connect_page(&session, bot.as_str(), &rows),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn connect_disconnect(
+    State(s): State<AppState>,
+    Path((session, alias)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !same_origin(&s, &headers) {
+        return cross_site(&headers);
+    }
+    let done = match (link_id(&session), Alias::parse(&alias)) {
+        (Ok(id), Ok(alias)) => s.connect_disconnect(&id, &alias).await,
+        (Err(e), _) => Err(e),
+        (_, Err(_)) => Err(FlowError::NotConfigured),
+    };
+    match done {
+        Ok(was) => pages::disconnected(&alias, was),
         Err(e) => e.into_response(),
     }
 }

@@ -124,6 +124,57 @@ pub fn credential_form(form: &crate::service::CredentialForm) -> Response {
     )
 }
 
+/// "valid", "expiring: reconnect by …", with the last refresh and its error.
+fn connection_state(st: &crate::service::ConnectionStatus) -> String {
+    use crate::domain::upkeep::Health;
+    let date = |unix: i64| {
+        time::OffsetDateTime::from_unix_timestamp(unix)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::macros::format_description!(
+                    "[year]-[month]-[day] [hour]:[minute] UTC"
+                ))
+                .ok()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = match st.status {
+        Health::Valid => "connected".to_owned(),
+        Health::Expiring => format!(
+            "<strong>expiring</strong>: reconnect by {}",
+            date(st.reconnect_by.unwrap_or_default())
+        ),
+        Health::Expired => "<strong>expired</strong>: reconnect".to_owned(),
+        Health::Revoked => "<strong>revoked</strong> at the provider: reconnect".to_owned(),
+    };
+    if let Some(at) = st.last_refresh_at {
+        out.push_str(&format!("<br><small>refreshed {}</small>", date(at)));
+    }
+    if let Some(e) = &st.last_refresh_error {
+        out.push_str(&format!(
+            "<br><small>last refresh failed: {}</small>",
+            escape(e)
+        ));
+    }
+    out
+}
+
+/// After the connect page's disconnect button.
+pub fn disconnected(alias: &str, was_connected: bool) -> Response {
+    let text = if was_connected {
+        format!(
+            "<p><strong>{}</strong> is disconnected; its grant is revoked at the provider.</p>",
+            escape(alias)
+        )
+    } else {
+        format!(
+            "<p><strong>{}</strong> was not connected.</p>",
+            escape(alias)
+        )
+    };
+    page(StatusCode::OK, "Disconnected", &text)
+}
+
 pub fn connect_page(session: &str, bot: &str, rows: &[ConnectRow]) -> Response {
     let mut body = format!(
         "<p>Integrations of bot <strong>{}</strong> that are connected once for all its users.</p>",
@@ -134,10 +185,9 @@ pub fn connect_page(session: &str, bot: &str, rows: &[ConnectRow]) -> Response {
     } else {
         body.push_str("<table>");
         for r in rows {
-            let state = if r.connected {
-                "connected"
-            } else {
-                "not connected"
+            let state = match &r.status {
+                None => "not connected".to_owned(),
+                Some(st) => connection_state(st),
             };
             let entered = crate::service::entered_kind(r.provider.as_str());
             let app_only = crate::domain::catalog::is_client_credentials(r.provider.as_str());
@@ -152,9 +202,19 @@ pub fn connect_page(session: &str, bot: &str, rows: &[ConnectRow]) -> Response {
             let inputs = entered
                 .map(|e| fields_html(&crate::service::form_of(&r.alias, e)))
                 .unwrap_or_default();
+            let disconnect = if r.connected {
+                format!(
+                    "<form method=\"post\" action=\"/connect/{session}/{alias}/disconnect\">\
+                     <button type=\"submit\">Disconnect</button></form>",
+                    alias = escape(r.alias.as_str()),
+                    session = escape(session),
+                )
+            } else {
+                String::new()
+            };
             body.push_str(&format!(
                 "<tr><td><strong>{alias}</strong> ({provider})</td><td>{state}</td><td>\
-                 <form method=\"post\" action=\"/connect/{session}/{alias}\">{inputs}<button type=\"submit\">{action}</button></form></td></tr>",
+                 <form method=\"post\" action=\"/connect/{session}/{alias}\">{inputs}<button type=\"submit\">{action}</button></form>{disconnect}</td></tr>",
                 alias = escape(r.alias.as_str()),
                 provider = escape(
                     crate::domain::catalog::catalog_entry(r.provider.as_str())

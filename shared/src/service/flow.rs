@@ -119,6 +119,8 @@ pub struct ConnectRow {
     pub alias: Alias,
     pub provider: ProviderName,
     pub connected: bool,
+    /// The connection's health, when connected.
+    pub status: Option<super::ConnectionStatus>,
 }
 
 impl Service {
@@ -593,19 +595,37 @@ impl Service {
     ) -> Result<(BotId, Vec<ConnectRow>), FlowError> {
         let bot = self.connect_session(session).await?;
         let tokens = self.store.tokens_of(&bot, &Owner::Bot).await?;
-        let rows = self
-            .store
-            .integrations(&bot)
-            .await?
-            .into_iter()
-            .filter(|i| i.context == Context::Bot)
-            .map(|i| ConnectRow {
-                connected: tokens.contains_key(&i.alias),
+        let mut rows = Vec::new();
+        for i in self.store.integrations(&bot).await? {
+            if i.context != Context::Bot {
+                continue;
+            }
+            let status = match tokens.get(&i.alias) {
+                Some(id) => self.token_status(&bot, id).await.ok(),
+                None => None,
+            };
+            rows.push(ConnectRow {
+                connected: status.is_some(),
                 alias: i.alias,
                 provider: i.provider,
-            })
-            .collect();
+                status,
+            });
+        }
         Ok((bot, rows))
+    }
+
+    /// A connect page's disconnect button: deletes the bot-context token of `alias`, with
+    /// its revocation at the provider (`false`: it was not connected).
+    pub async fn connect_disconnect(
+        &self,
+        session: &LinkId,
+        alias: &Alias,
+    ) -> Result<bool, FlowError> {
+        let bot = self.connect_session(session).await?;
+        let Some(id) = self.store.token_id_for(&bot, &Owner::Bot, alias).await? else {
+            return Ok(false);
+        };
+        self.delete_token(&bot, &id).await.map_err(FlowError::from)
     }
 
     /// A connect page's button: starts a bot-context sign-in (the provider's URL), or, for a
