@@ -93,6 +93,8 @@ async fn main() {
         created_at: now,
         updated_at: now,
         refresh_unsettled: None,
+        upkeep: Default::default(),
+        due_at: None,
     };
     store
         .save_connected(&shared::ports::Connection {

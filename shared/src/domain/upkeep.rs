@@ -152,7 +152,7 @@ impl Upkeep {
         refresh_token_expires_in: Option<i64>,
         now: i64,
     ) -> Upkeep {
-        let lifetimes = catalog_entry(provider).map(|e| e.lifetimes.clone());
+        let lifetimes = catalog_entry(provider).map(|e| e.lifetimes);
         let grant_ends_at = match previous {
             Some(p) => p.grant_ends_at,
             None => lifetimes
