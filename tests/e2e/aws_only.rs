@@ -110,6 +110,21 @@ async fn aws_requests_per_operation() -> anyhow::Result<()> {
     println!("user.tokens: {list:?}");
     assert_eq!(list, [("DynamoDB_20120810.Query".to_owned(), 1)].into());
 
+    // The connections' health, filtered by status: one query of the bot's partition.
+    moto.start_counting().await?;
+    let (status, valid) = w.bot_json(Method::GET, "/connections?status=valid").await?;
+    assert_eq!(status, 200, "{valid}");
+    let connections = valid["connections"].as_array().cloned().unwrap_or_default();
+    assert!(
+        connections
+            .iter()
+            .any(|c| c["token_id"] == token_id.as_str()),
+        "{valid}"
+    );
+    let health = moto.counts().await?;
+    println!("connections?status=valid: {health:?}");
+    assert_eq!(health, [("DynamoDB_20120810.Query".to_owned(), 1)].into());
+
     moto.start_counting().await?;
     let (_, deleted) = w
         .bot_json(Method::DELETE, &format!("/tokens/{token_id}"))

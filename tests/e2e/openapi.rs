@@ -161,7 +161,7 @@ values = ["demo", "google", "github"]
 values = ["demo", "demo_bot"]
 
 [[operations]]
-include-operation-id = ["token_info", "access_token", "full_token"]
+include-operation-id = ["token_info", "token_status", "access_token", "full_token"]
 parameters = {{ "path.token_id" = "{token}" }}
 
 # A code no sign-in waits for is valid input answered 422.

@@ -94,6 +94,23 @@ pub async fn a_keep_fresh_token_is_refreshed_without_any_call(
         .await?;
     assert_eq!(idle["keep_fresh"], false);
     assert_eq!(idle["last_refresh_at"], Value::Null);
+
+    // Marking its integration keep_fresh applies to it at once: refreshed by the job.
+    let resp = w
+        .bot(Method::PUT, "/integrations")
+        .header("content-type", "application/yaml")
+        .body(WITH_FRESH.replacen("context: user\n", "context: user\n  keep_fresh: true\n", 1))
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    e2e::eventually(15, "the newly marked token refreshed", || async {
+        Ok((w.provider.token_requests("refresh_token").len() == 2).then_some(()))
+    })
+    .await?;
+    let (_, marked) = w
+        .bot_json(Method::GET, &format!("/tokens/{idle_id}/status"))
+        .await?;
+    assert_eq!(marked["keep_fresh"], true, "{marked}");
     Ok(())
 }
 

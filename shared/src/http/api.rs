@@ -901,7 +901,8 @@ async fn token_status(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ConnectionsQuery {
-    /// Only connections in this state: `valid`, `expiring`, `expired` or `revoked`.
+    /// Only connections in this state.
+    #[param(value_type = Option<Health>)]
     pub status: Option<String>,
 }
 

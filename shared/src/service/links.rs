@@ -72,12 +72,59 @@ impl Service {
         }
         let list = parse_integrations(yaml, known.as_slice())
             .map_err(ServiceError::InvalidIntegrations)?;
+        let before = self.store.integrations(bot).await?;
         self.store.put_integrations(bot, &list).await?;
         tracing::info!(bot_id = %bot, count = list.len(), "integrations replaced");
+        self.apply_keep_fresh(bot, &before, &list).await;
         Ok(list
             .into_iter()
             .map(|i| IntegrationView::of(i, None))
             .collect())
+    }
+
+    /// Carries a changed `keep_fresh` into the connections of the aliases it changed for
+    /// (a removed alias counts as not marked). Best effort: a token that cannot be updated now
+    /// gets the setting at its next sign-in.
+    async fn apply_keep_fresh(&self, bot: &BotId, before: &[Integration], after: &[Integration]) {
+        let marked = |list: &[Integration], alias: &Alias| {
+            list.iter().any(|i| &i.alias == alias && i.keep_fresh)
+        };
+        let changed: Vec<&Alias> = before
+            .iter()
+            .chain(after)
+            .map(|i| &i.alias)
+            .filter(|a| marked(before, a) != marked(after, a))
+            .collect();
+        if changed.is_empty() {
+            return;
+        }
+        let tokens = match self.store.bot_connections(bot).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(bot_id = %bot, error = %e, "keep_fresh not carried into existing connections");
+                return;
+            }
+        };
+        let now = self.clock.unix();
+        for mut read in tokens.into_iter().filter(|t| changed.contains(&&t.alias)) {
+            let keep = marked(after, &read.alias);
+            for _ in 0..3 {
+                let mut next = read.clone();
+                next.upkeep.keep_fresh = keep;
+                next.schedule(now, &self.upkeep);
+                match self.store.set_upkeep(&read, &next, &[]).await {
+                    Ok(true) => break,
+                    Ok(false) => match self.store.token(bot, &read.token_id).await {
+                        Ok(Some(again)) => read = again,
+                        _ => break,
+                    },
+                    Err(e) => {
+                        tracing::warn!(token_id = %read.token_id, error = %e, "keep_fresh not carried into this connection");
+                        break;
+                    }
+                }
+            }
+        }
     }
 
     pub async fn integrations(&self, bot: &BotId) -> Result<Vec<IntegrationView>, ServiceError> {
