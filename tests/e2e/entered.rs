@@ -102,6 +102,12 @@ pub async fn keys_and_basic_credentials_are_entered_and_read_back(w: World) -> a
     assert_eq!(refused.status(), 400);
     let (_, none) = w.bot_json(Method::GET, "/users/u-8/tokens").await?;
     assert!(none["tokens"]["payments"].is_null(), "{none}");
+
+    // A key is not a grant: deleting it revokes nothing, and says so.
+    let (_, deleted) = w.bot_json(Method::DELETE, &format!("/tokens/{id}")).await?;
+    assert_eq!(deleted["deleted"], true);
+    let gone = w.events_of("token_deleted:twilio").await?;
+    assert_eq!(gone[0]["detail"]["revoked"], "unsupported", "{gone:?}");
     Ok(())
 }
 

@@ -324,6 +324,11 @@ impl Service {
         provider: &ProviderName,
         secrets: &TokenSecrets,
     ) -> Revoked {
+        // An entered key or password is not a grant: only its owner can revoke it, in the
+        // provider's own settings.
+        if crate::service::entered_kind(provider.as_str()).is_some() {
+            return Revoked::Unsupported;
+        }
         let mut client = match self.registered_app(provider).await {
             Ok(Some(c)) => c,
             Ok(None) => return Revoked::Failed,
