@@ -7,6 +7,7 @@ pub mod ids;
 pub mod integrations;
 pub mod network;
 pub mod providers;
+pub mod proxy;
 pub mod token;
 pub mod upkeep;
 pub mod user_info;

@@ -19,8 +19,9 @@ use url::Url;
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderAppInput {
-    /// 1 to 512 bytes.
-    #[schema(min_length = 1, max_length = 512)]
+    /// 1 to 512 bytes; required except for an API-key or Basic provider's `api_base_url`.
+    #[schema(max_length = 512)]
+    #[serde(default)]
     pub client_id: String,
     /// Stored sealed; never returned.
     #[schema(value_type = Option<String>)]
@@ -59,6 +60,12 @@ pub struct ProviderAppInput {
     /// Values of the catalog entry's app parameters (Okta's `domain`, Keycloak's `host` and
     /// `realm`), each matching the pattern `GET /v1/catalog` shows.
     pub params: Option<BTreeMap<String, String>>,
+    /// Where the proxy sends API calls (`/v1/bots/{bot}/tokens/{id}/proxy/...`), instead of
+    /// the catalog's base URL; a URL like `authorize_url`, whose path prefixes every call.
+    /// For an API-key or Basic provider of the catalog it is the only value a registration
+    /// may hold (without `client_id`).
+    #[schema(max_length = 2048)]
+    pub api_base_url: Option<String>,
 }
 
 /// A registered app with every endpoint resolved. Holds no secret: the client secret is
@@ -91,6 +98,9 @@ pub struct ProviderApp {
     /// `false` for a provider of the built-in catalog.
     pub custom: bool,
     pub has_client_secret: bool,
+    /// The registration's `api_base_url`, when it set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_base_url: Option<String>,
     pub assumed_lifetime_secs: Option<i64>,
     pub client_auth_in_body: bool,
     /// Why the app cannot be used yet (its issuer's discovery document could not be fetched);
@@ -134,7 +144,7 @@ pub enum ProviderConfigError {
     BadParam { name: String, pattern: String },
     #[error("params.{0} is required for this provider")]
     MissingParam(String),
-    #[error("'{0}' is not an OAuth provider: its credentials are entered, not registered")]
+    #[error("'{0}' is not an OAuth provider: its credentials are entered, not registered; a registration may set only its api_base_url")]
     NotOauth(String),
     #[error("scope_separator must be \" \" or \",\"")]
     ScopeSeparator,
@@ -200,9 +210,19 @@ impl ProviderAppInput {
         discovery: Option<&Discovery>,
         policy: OutboundPolicy,
     ) -> Result<ProviderApp, ProviderConfigError> {
+        let entry = catalog_entry(name.as_str());
+        use super::catalog::CredentialKind;
+        if entry.is_some_and(|e| matches!(e.kind, CredentialKind::ApiKey | CredentialKind::Basic)) {
+            return self.api_only(name, entry, policy);
+        }
         if self.client_id.is_empty() || self.client_id.len() > 512 {
             return Err(ProviderConfigError::ClientId);
         }
+        let api_base_url = self
+            .api_base_url
+            .as_deref()
+            .map(|u| check_endpoint("api_base_url", u, policy).map(|_| u.to_owned()))
+            .transpose()?;
         if let (Some(issuer), Some(d)) = (&self.issuer, discovery) {
             if d.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
                 return Err(ProviderConfigError::IssuerMismatch {
@@ -210,11 +230,6 @@ impl ProviderAppInput {
                     found: d.issuer.clone(),
                 });
             }
-        }
-        let entry = catalog_entry(name.as_str());
-        use super::catalog::CredentialKind;
-        if entry.is_some_and(|e| matches!(e.kind, CredentialKind::ApiKey | CredentialKind::Basic)) {
-            return Err(ProviderConfigError::NotOauth(name.to_string()));
         }
         let params = self.app_params(entry)?;
         let endpoints = self.endpoints(name, entry, discovery, &params, policy)?;
@@ -262,9 +277,59 @@ impl ProviderAppInput {
             params,
             custom: entry.is_none(),
             has_client_secret: self.client_secret.is_some(),
+            api_base_url,
             assumed_lifetime_secs: entry.and_then(|e| e.lifetimes.access_token),
             client_auth_in_body: entry
                 .is_some_and(|e| e.client_auth == super::catalog::ClientAuth::Body),
+            not_ready: None,
+            pending_registration: None,
+        })
+    }
+
+    /// The registration of an API-key or Basic provider: nothing to register but where its
+    /// API is (`api_base_url`) and the entry's app parameters.
+    fn api_only(
+        &self,
+        name: &ProviderName,
+        entry: Option<&CatalogEntry>,
+        policy: OutboundPolicy,
+    ) -> Result<ProviderApp, ProviderConfigError> {
+        let oauth_given = !self.client_id.is_empty()
+            || self.client_secret.is_some()
+            || self.authorize_url.is_some()
+            || self.token_url.is_some()
+            || self.userinfo_url.is_some()
+            || self.revocation_url.is_some()
+            || self.scope_separator.is_some()
+            || self.pkce.is_some()
+            || self.authorize_params.is_some()
+            || self.tenant.is_some()
+            || self.issuer.is_some();
+        let Some(base) = self.api_base_url.as_deref().filter(|_| !oauth_given) else {
+            return Err(ProviderConfigError::NotOauth(name.to_string()));
+        };
+        check_endpoint("api_base_url", base, policy)?;
+        Ok(ProviderApp {
+            name: name.clone(),
+            client_id: String::new(),
+            authorize_url: String::new(),
+            token_url: String::new(),
+            userinfo_url: None,
+            revocation_url: None,
+            scope_separator: " ".to_owned(),
+            pkce: false,
+            authorize_params: BTreeMap::new(),
+            required_scopes: Vec::new(),
+            tenant: None,
+            params: self.app_params(entry)?,
+            issuer: None,
+            iss_parameter_supported: false,
+            jwks_url: None,
+            custom: false,
+            has_client_secret: false,
+            api_base_url: Some(base.to_owned()),
+            assumed_lifetime_secs: None,
+            client_auth_in_body: false,
             not_ready: None,
             pending_registration: None,
         })
@@ -475,6 +540,7 @@ impl ProviderApp {
             jwks_url: None,
             custom: entry.is_none(),
             has_client_secret: input.client_secret.is_some(),
+            api_base_url: input.api_base_url.clone(),
             assumed_lifetime_secs: None,
             client_auth_in_body: false,
             not_ready: Some(reason.to_owned()),
@@ -518,6 +584,7 @@ mod tests {
             tenant: None,
             issuer: None,
             params: None,
+            api_base_url: None,
         }
     }
 
@@ -603,6 +670,36 @@ mod tests {
             input("id").resolve(&name("stripe"), None, DEV),
             Err(ProviderConfigError::NotOauth("stripe".into()))
         );
+        // A key provider's registration holds its API base URL only.
+        let base_only = ProviderAppInput {
+            client_secret: None,
+            api_base_url: Some("http://127.0.0.1:9/api".into()),
+            ..input("")
+        };
+        let app = base_only.resolve(&name("stripe"), None, DEV).unwrap();
+        assert_eq!(app.api_base_url.as_deref(), Some("http://127.0.0.1:9/api"));
+        assert_eq!(app.client_id, "");
+        let with_id = ProviderAppInput {
+            client_id: "id".into(),
+            client_secret: None,
+            api_base_url: Some("http://127.0.0.1:9/api".into()),
+            ..input("")
+        };
+        assert_eq!(
+            with_id.resolve(&name("stripe"), None, DEV),
+            Err(ProviderConfigError::NotOauth("stripe".into()))
+        );
+        let bad = ProviderAppInput {
+            api_base_url: Some("ftp://example.com".into()),
+            ..base_only
+        };
+        assert!(matches!(
+            bad.resolve(&name("stripe"), None, DEV),
+            Err(ProviderConfigError::BadUrl {
+                field: "api_base_url",
+                ..
+            })
+        ));
     }
 
     #[test]
