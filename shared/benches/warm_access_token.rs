@@ -31,6 +31,7 @@ async fn main() {
         webhook: None,
         outbound: Default::default(),
         upkeep: Default::default(),
+        proxy: Default::default(),
     };
     let client = shared::wiring::webhook_client().unwrap();
     let parts = Embedded::open(dir.path(), &config, &client).unwrap();

@@ -170,6 +170,8 @@ pub struct Config {
     /// The maintenance job's settings (`MAINTENANCE_INTERVAL`, `EXPIRY_WARNING`,
     /// `REVOCATION_RETRY_WINDOW`).
     pub upkeep: UpkeepPolicy,
+    /// How large a proxied answer may be (`PROXY_MAX_RESPONSE_BYTES`).
+    pub proxy: crate::service::ProxyLimits,
 }
 
 /// A number of seconds, at least `min`; `default` when unset.
@@ -189,6 +191,31 @@ fn seconds(
             format!("expected a whole number of seconds, at least {min}"),
         )),
     }
+}
+
+/// The largest proxied answer a Lambda function passes on: Lambda's synchronous answers
+/// hold 6 MB, and a binary body is base64-encoded in them.
+pub const LAMBDA_MAX_RESPONSE: usize = 4 * 1024 * 1024;
+
+/// `PROXY_MAX_RESPONSE_BYTES`, at least 1 KiB; `default` when unset.
+pub fn proxy_limits(
+    raw: Option<&str>,
+    default: usize,
+) -> Result<crate::service::ProxyLimits, ConfigError> {
+    let max_response_bytes = match raw.map(str::trim).filter(|r| !r.is_empty()) {
+        None => default,
+        Some(r) => r
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1024..=1 << 40).contains(n))
+            .ok_or_else(|| {
+                invalid(
+                    "PROXY_MAX_RESPONSE_BYTES",
+                    "expected a number of bytes, at least 1024",
+                )
+            })?,
+    };
+    Ok(crate::service::ProxyLimits { max_response_bytes })
 }
 
 /// The maintenance settings, from the raw values of `MAINTENANCE_INTERVAL` (how often the
@@ -255,6 +282,11 @@ impl Config {
                 var("MAINTENANCE_INTERVAL").as_deref(),
                 var("EXPIRY_WARNING").as_deref(),
                 var("REVOCATION_RETRY_WINDOW").as_deref(),
+            )?,
+            // Lambda's synchronous answers hold 6 MB, base64 included for binary bodies.
+            proxy: proxy_limits(
+                var("PROXY_MAX_RESPONSE_BYTES").as_deref(),
+                LAMBDA_MAX_RESPONSE,
             )?,
         })
     }

@@ -437,6 +437,28 @@ pub struct GrantedToken {
     pub other: Map<String, Value>,
 }
 
+/// A call the proxy sends to a provider's API, the credential already placed.
+pub struct ApiRequest {
+    pub method: http::Method,
+    pub url: url::Url,
+    pub headers: http::HeaderMap,
+    pub body: bytes::Bytes,
+    /// For the whole exchange up to the answer's headers.
+    pub timeout: std::time::Duration,
+}
+
+/// The answer's body, read as it arrives.
+pub type ApiBody = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send>,
+>;
+
+/// A provider API's answer: its status and headers, the body still to be read.
+pub struct ApiResponse {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: ApiBody,
+}
+
 /// A started authorization: where to send the browser and what to keep server side.
 pub struct Authorization {
     pub url: url::Url,
@@ -481,6 +503,14 @@ pub trait ProviderClient: Send + Sync {
         let _ = (spec, credential, url, secret);
         Err(ProviderError::Config(
             "this provider client cannot check entered credentials".into(),
+        ))
+    }
+    /// Sends one proxied API call, following no redirect, to an address the outbound policy
+    /// permits. `Transient` when it never got an answer.
+    async fn call_api(&self, request: ApiRequest) -> Result<ApiResponse, ProviderError> {
+        let _ = request;
+        Err(ProviderError::Config(
+            "this provider client cannot call provider APIs".into(),
         ))
     }
     /// OAuth 2.0 client credentials (RFC 6749 §4.4): a token for the app itself.

@@ -54,6 +54,7 @@ mod flow;
 mod lambda;
 mod lifecycle;
 mod openapi;
+mod proxy;
 mod refresh;
 mod strict;
 mod template;
@@ -114,6 +115,14 @@ on_both_backends!(upkeep(backend):
     the_job_and_twenty_callers_share_one_refresh,
     a_grants_end_is_announced_ahead_and_once,
     a_failed_revocation_is_retried_until_it_works_or_gives_up,
+);
+
+on_both_backends!(proxy(backend):
+    bearer_calls_go_through_and_a_rejected_token_is_refreshed_once,
+    rate_limits_are_passed_on_and_safe_calls_retried_within_the_budget,
+    paths_that_escape_are_refused_before_anything_is_sent,
+    api_keys_and_basic_credentials_are_placed_as_each_provider_expects,
+    large_answers_stream_within_the_limit,
 );
 
 on_both_backends!(faults:

@@ -7,12 +7,17 @@
 //   - POST /__control {"token_ttl": s, "refresh": "ok"|"unavailable", "revoke_all": true,
 //     "refresh_token_ttl": s (a grant's refresh tokens expire s after the sign-in, and each
 //     answer says so in refresh_token_expires_in; 0: never), "revoke": "ok"|"unavailable",
-//     "revoke_failures": n (the next n revocations answer 503)}.
+//     "revoke_failures": n (the next n revocations answer 503), "api_reject": n (the next n
+//     API calls answer 401), "api_limit": n and "api_retry_after": s (the next n API calls
+//     answer 429 with Retry-After: s)};
+//   - a small API under /api/ for the proxy: /api/me (200 with what it saw, or 401 for an
+//     access token it never issued), /api/bytes?n=N[&length=1] (N bytes, streamed, with Content-Length if asked), /api/redirect (a
+//     302 elsewhere). It reports credentials only as SHA-256 digests, never as themselves.
 // Prints one line of JSON, {"issuer": "..."}, once it listens.
 import { OAuth2Issuer, OAuth2Service } from 'oauth2-mock-server';
 import { appendFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 
 const host = process.env.PROVIDER_HOST ?? '127.0.0.1';
 const port = Number(process.env.PROVIDER_PORT ?? 0);
@@ -25,7 +30,11 @@ const settings = {
   refresh_token_ttl: 0,
   revoke: 'ok',
   revoke_failures: 0,
+  api_reject: 0,
+  api_limit: 0,
+  api_retry_after: 1,
 };
+const issuedAccess = new Set();
 // refresh token -> when its grant's refresh tokens expire (ms), with refresh_token_ttl.
 const grantEnds = new Map();
 const usedCodes = new Set();
@@ -80,6 +89,7 @@ service.on('beforeResponse', (response, req) => {
   }
   issued += 1;
   response.body.access_token = `${prefix}-access-${issued}-${randomUUID()}`;
+  issuedAccess.add(response.body.access_token);
   response.body.expires_in = settings.token_ttl;
   // An app's own token (client credentials) comes without a refresh token (RFC 6749 §4.4.3).
   if (grant === 'client_credentials') {
@@ -146,6 +156,69 @@ const readBody = (req) =>
     req.on('error', reject);
   });
 
+const digest = (value) => (value ? createHash('sha256').update(value).digest('hex') : null);
+
+// The proxy's far end: what a provider's REST API would do with a call.
+const api = async (req, res, path) => {
+  const url = new URL(req.url, 'http://provider');
+  const body = await readBody(req);
+  const auth = req.headers.authorization ?? '';
+  const bearer = auth.startsWith('Bearer ') ? auth.slice(7) : null;
+  const entry = { endpoint: 'api', method: req.method, path, query: url.search };
+  const send = (status, headers, payload) => {
+    log({ ...entry, status });
+    res.writeHead(status, headers);
+    res.end(payload);
+  };
+  if (settings.api_reject > 0) {
+    settings.api_reject -= 1;
+    return send(401, { 'content-type': 'application/json' }, JSON.stringify({ error: 'invalid_token' }));
+  }
+  if (settings.api_limit > 0) {
+    settings.api_limit -= 1;
+    return send(429, { 'content-type': 'application/json', 'retry-after': String(settings.api_retry_after) },
+      JSON.stringify({ error: 'rate_limited' }));
+  }
+  if (bearer !== null && (!issuedAccess.has(bearer) || revoked.has(bearer))) {
+    return send(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' },
+      JSON.stringify({ error: 'invalid_token' }));
+  }
+  if (path === '/api/redirect') {
+    return send(302, { location: 'http://127.0.0.1:9/elsewhere' }, '');
+  }
+  if (path === '/api/bytes') {
+    const n = Number(url.searchParams.get('n') ?? 0);
+    log({ ...entry, status: 200 });
+    const headers = { 'content-type': 'application/octet-stream', 'set-cookie': 'session=api' };
+    if (url.searchParams.get('length') === '1') headers['content-length'] = String(n);
+    res.writeHead(200, headers);
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    let left = n;
+    const more = () => {
+      while (left > 0) {
+        const piece = chunk.subarray(0, Math.min(left, chunk.length));
+        left -= piece.length;
+        if (!res.write(piece)) return res.once('drain', more);
+      }
+      res.end();
+    };
+    more();
+    return;
+  }
+  const seen = {
+    method: req.method,
+    path,
+    query: url.search,
+    body,
+    bearer_issued: bearer !== null,
+    authorization_sha256: digest(req.headers.authorization),
+    x_api_key_sha256: digest(req.headers['x-api-key']),
+    header_names: Object.keys(req.headers).sort(),
+  };
+  send(200, { 'content-type': 'application/json', 'set-cookie': 'session=api', 'x-ratelimit-remaining': '42' },
+    JSON.stringify(seen));
+};
+
 const server = createServer(async (req, res) => {
   const path = new URL(req.url, 'http://provider').pathname;
   try {
@@ -154,12 +227,16 @@ const server = createServer(async (req, res) => {
       if (change.token_ttl !== undefined) settings.token_ttl = Number(change.token_ttl);
       if (change.refresh !== undefined) settings.refresh = change.refresh;
       if (change.revoke_all) liveRefreshTokens.clear();
-      for (const key of ['refresh_token_ttl', 'revoke_failures']) {
+      for (const key of ['refresh_token_ttl', 'revoke_failures', 'api_reject', 'api_limit', 'api_retry_after']) {
         if (change[key] !== undefined) settings[key] = Number(change[key]);
       }
       if (change.revoke !== undefined) settings.revoke = change.revoke;
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(settings));
+      return;
+    }
+    if (path.startsWith('/api/')) {
+      await api(req, res, path);
       return;
     }
     if (req.method === 'POST' && path === '/revoke') {

@@ -76,6 +76,9 @@ struct Args {
     /// Seconds a revocation that failed at a delete is retried. Default 86400 (a day).
     #[arg(long, env = "REVOCATION_RETRY_WINDOW")]
     revocation_retry_window: Option<String>,
+    /// The largest provider answer the API proxy passes on, in bytes. Default 33554432 (32 MiB).
+    #[arg(long, env = "PROXY_MAX_RESPONSE_BYTES")]
+    proxy_max_response_bytes: Option<String>,
 }
 
 /// The level from `RUST_LOG` (a level name; INFO otherwise). Other crates than the
@@ -155,6 +158,10 @@ fn config(args: &Args, bound: SocketAddr) -> anyhow::Result<Config> {
             args.maintenance_interval.as_deref(),
             args.expiry_warning.as_deref(),
             args.revocation_retry_window.as_deref(),
+        )?,
+        proxy: config::proxy_limits(
+            args.proxy_max_response_bytes.as_deref(),
+            shared::service::ProxyLimits::default().max_response_bytes,
         )?,
     })
 }

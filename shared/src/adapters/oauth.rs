@@ -275,6 +275,46 @@ impl ProviderHttp {
 
 #[async_trait]
 impl ProviderClient for ProviderHttp {
+    async fn call_api(
+        &self,
+        request: crate::ports::ApiRequest,
+    ) -> Result<crate::ports::ApiResponse, ProviderError> {
+        if self.policy.check_url(&request.url).is_err() {
+            return Err(Self::refused(request.url.as_str()));
+        }
+        let client = self.http_or_config()?;
+        let resp = client
+            .request(request.method, request.url)
+            .headers(request.headers)
+            .body(request.body)
+            .timeout(request.timeout)
+            .send()
+            .await
+            .map_err(|e| {
+                // Never the URL: a query parameter may carry the credential.
+                tracing::warn!(error = %e.without_url(), "provider API call failed");
+                ProviderError::Transient { retry_after: None }
+            })?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = futures_util::stream::unfold(Some(resp), |state| async move {
+            let mut resp = state?;
+            match resp.chunk().await {
+                Ok(Some(chunk)) => Some((Ok(chunk), Some(resp))),
+                Ok(None) => None,
+                Err(e) => Some((
+                    Err(std::io::Error::other(e.without_url().to_string())),
+                    None,
+                )),
+            }
+        });
+        Ok(crate::ports::ApiResponse {
+            status,
+            headers,
+            body: Box::pin(body),
+        })
+    }
+
     /// The authorization URL for a flow, with a fresh PKCE verifier where the provider
     /// supports it (always S256).
     fn authorize(

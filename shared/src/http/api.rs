@@ -387,7 +387,7 @@ fn token_map(m: BTreeMap<Alias, TokenId>) -> TokenMap {
 /// (which [`router`] builds from the same handlers, for `/openapi.json` and the tests; a test
 /// holds the two to the same operations).
 pub fn routes() -> axum::Router<AppState> {
-    use axum::routing::{get, post, put};
+    use axum::routing::{any, get, post, put};
     axum::Router::new()
         .route("/v1/admin/bots", post(create_bot))
         .route("/v1/admin/bots/{bot_id}/api-key", post(rotate_bot_key))
@@ -418,6 +418,10 @@ pub fn routes() -> axum::Router<AppState> {
         )
         .route("/v1/bots/{bot_id}/connections", get(connections))
         .route(
+            "/v1/bots/{bot_id}/tokens/{token_id}/proxy/{*path}",
+            any(proxy_call),
+        )
+        .route(
             "/v1/bots/{bot_id}/tokens/{token_id}/access-token",
             get(access_token),
         )
@@ -445,6 +449,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(token_info))
         .routes(routes!(token_status))
         .routes(routes!(connections))
+        .routes(routes!(proxy_call))
         .routes(routes!(access_token))
         .routes(routes!(full_token, delete_token))
 }
@@ -880,6 +885,90 @@ async fn token_info(
     token: Result<Path<TokenPath>, PathRejection>,
 ) -> Result<Json<TokenInfo>, ApiError> {
     Ok(Json(s.token_info(&bot, &token_id(token)?).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ProxyPath {
+    /// The token's id.
+    pub token_id: String,
+    /// The provider API's path under its base URL, with its own `/`s (`users/me`,
+    /// `v1/charges`); `.`/`..` segments, encoded slashes and absolute URLs are refused. The
+    /// query string is passed on as it is.
+    pub path: String,
+}
+
+/// `X-Integrations-Max-Retry-Seconds`.
+const MAX_RETRY_HEADER: &str = "x-integrations-max-retry-seconds";
+
+/// Calls the provider's API with the token's credential, so the bot never holds it: the
+/// request goes to the provider's API base URL plus `{path}` and the query string, with the
+/// credential placed as that provider expects and the bot's own `Authorization`, cookies and
+/// hop-by-hop headers removed. A `401` from the provider refreshes a renewable token once and
+/// replays the call once; `429` and `503` are passed on with `Retry-After`, and idempotent
+/// calls (`GET`, `HEAD`, `OPTIONS`, `PUT`, `DELETE`, or with an `Idempotency-Key`) are retried
+/// first within 10 s, or `X-Integrations-Max-Retry-Seconds` if lower. No redirect is
+/// followed. Request bodies up to 4 MiB.
+#[utoipa::path(method(get, post, put, patch, delete), path = "/v1/bots/{bot_id}/tokens/{token_id}/proxy/{path}", tag = "bot", security(("bot_key" = [])),
+    params(BotPath, ProxyPath,
+        ("x-integrations-max-retry-seconds" = Option<u64>, Header, description = "Lowers the time rate-limited idempotent calls are retried (0 to 10 s)")),
+    responses(
+        (status = 200, description = "The provider's answer, whatever its status, with its headers (less hop-by-hop ones and `Set-Cookie`) and body",
+         headers(("X-Integrations-Token-Status" = String, description = "`valid`, or `refreshed` when the token was refreshed for this call"))),
+        (status = 400, body = ErrorBody, description = "`invalid_path`: the path climbs out of the base path, has encoded slashes or is absolute; `invalid_request`: a bad `X-Integrations-Max-Retry-Seconds`"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: missing or wrong key"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such bot or token, or another bot's"),
+        (status = 409, body = ErrorBody, description = "`token_revoked` / `token_expired`: the token cannot be made valid (connect again); `no_api_base_url`: the provider has no API base URL (the operator can set `api_base_url`)"),
+        (status = 413, body = ErrorBody, description = "`payload_too_large`: the request body is over 4 MiB"),
+        (status = 502, body = ErrorBody, description = "`provider_unreachable`: the provider's API did not answer; `response_too_large`: its answer is over the limit"),
+        (status = 503, body = ErrorBody, description = "`provider_unavailable`: the token's refresh could not be done now")))]
+async fn proxy_call(
+    State(s): State<AppState>,
+    AuthedBot(bot): AuthedBot,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<axum::response::Response, ApiError> {
+    // From the URI as sent: the path keeps its percent-encoding, so encoded slashes are seen.
+    let mut parts = uri.path().splitn(7, '/');
+    let token = parts.nth(5).unwrap_or_default().to_owned();
+    let path = parts
+        .next()
+        .and_then(|rest| rest.strip_prefix("proxy/"))
+        .unwrap_or_default()
+        .to_owned();
+    let id = TokenId::parse(&token).map_err(|_| ApiError::NotFound("token"))?;
+    let retry_budget = match headers.get(MAX_RETRY_HEADER) {
+        None => crate::service::MAX_RETRY_BUDGET,
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|secs| std::time::Duration::from_secs(secs).min(crate::service::MAX_RETRY_BUDGET))
+            .ok_or_else(|| ApiError::BadRequest {
+                code: "invalid_request",
+                message: "X-Integrations-Max-Retry-Seconds must be a whole number of seconds"
+                    .into(),
+            })?,
+    };
+    let limit = crate::service::MAX_PROXY_REQUEST_BYTES;
+    let body = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge { limit })?;
+    let call = crate::service::ProxyCall {
+        method,
+        path,
+        query: uri.query().map(str::to_owned),
+        headers,
+        body,
+        retry_budget,
+    };
+    let answer = s.proxy(&bot, &id, call).await?;
+    let mut resp = axum::response::Response::new(axum::body::Body::from_stream(answer.body));
+    *resp.status_mut() = answer.status;
+    *resp.headers_mut() = answer.headers;
+    Ok(resp)
 }
 
 /// A connection's health: what the service knows of it without calling the provider.

@@ -53,6 +53,10 @@ pub enum ApiError {
     DependencyUnavailable { retry_after: u64 },
     #[error("the provider failed")]
     BadGateway,
+    /// A proxied call's provider API failed in a way the bot cannot fix by asking again
+    /// differently: unreachable, or an answer too large to pass on.
+    #[error("{message}")]
+    Gateway { code: &'static str, message: String },
     #[error("internal error")]
     Internal,
 }
@@ -88,7 +92,7 @@ impl ApiError {
             ApiError::Unavailable { .. } | ApiError::DependencyUnavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::BadGateway => StatusCode::BAD_GATEWAY,
+            ApiError::BadGateway | ApiError::Gateway { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -99,7 +103,8 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::BadRequest { code, .. }
             | ApiError::Conflict { code, .. }
-            | ApiError::Unprocessable { code, .. } => code,
+            | ApiError::Unprocessable { code, .. }
+            | ApiError::Gateway { code, .. } => code,
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -216,6 +221,35 @@ impl From<ServiceError> for ApiError {
                 tracing::error!("stored data could not be decoded");
                 ApiError::Internal
             }
+            ServiceError::TokenRevoked => ApiError::Conflict {
+                code: "token_revoked",
+                message,
+            },
+            ServiceError::TokenExpired => ApiError::Conflict {
+                code: "token_expired",
+                message,
+            },
+            ServiceError::ProxyPath(_) => ApiError::BadRequest {
+                code: "invalid_path",
+                message,
+            },
+            ServiceError::ProxyRequest(_) => ApiError::BadRequest {
+                code: "invalid_request",
+                message,
+            },
+            ServiceError::NoApiBase(_) => ApiError::Conflict {
+                code: "no_api_base_url",
+                message,
+            },
+            ServiceError::ProxyBodyTooLarge { limit } => ApiError::PayloadTooLarge { limit },
+            ServiceError::ApiUnreachable => ApiError::Gateway {
+                code: "provider_unreachable",
+                message,
+            },
+            ServiceError::ApiAnswerTooLarge { .. } => ApiError::Gateway {
+                code: "response_too_large",
+                message,
+            },
         }
     }
 }

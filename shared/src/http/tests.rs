@@ -28,6 +28,7 @@ fn fixture() -> Fixture {
         webhook: None,
         outbound: Default::default(),
         upkeep: Default::default(),
+        proxy: Default::default(),
     };
     let service = crate::wiring::embedded::service(dir.path(), &config).unwrap();
     Fixture {

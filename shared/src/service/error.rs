@@ -52,4 +52,20 @@ pub enum ServiceError {
     Seal(#[from] SealError),
     #[error("stored data could not be decoded")]
     Decode(#[source] serde_json::Error),
+    #[error("the token was revoked at the provider: the user must connect again")]
+    TokenRevoked,
+    #[error("the token has expired and cannot be refreshed: the user must connect again")]
+    TokenExpired,
+    #[error("{0}")]
+    ProxyPath(#[from] crate::domain::proxy::PathError),
+    #[error("{0}")]
+    NoApiBase(String),
+    #[error("{0}")]
+    ProxyRequest(String),
+    #[error("the request body is larger than {limit} bytes")]
+    ProxyBodyTooLarge { limit: usize },
+    #[error("the provider's API could not be reached")]
+    ApiUnreachable,
+    #[error("the provider's answer is larger than {limit} bytes")]
+    ApiAnswerTooLarge { limit: usize },
 }

@@ -17,6 +17,7 @@ mod error;
 mod flow;
 mod links;
 mod operator;
+mod proxy;
 mod refresh;
 #[cfg(all(test, feature = "embedded"))]
 mod tests;
@@ -30,6 +31,7 @@ pub use error::ServiceError;
 pub use flow::{CallbackParams, ConnectRow, Connected, FlowError, FLOW_TTL_SECS};
 pub use links::{IntegrationView, MintedLink};
 pub use operator::CreatedBot;
+pub use proxy::{ProxyAnswer, ProxyCall, ProxyLimits, MAX_PROXY_REQUEST_BYTES, MAX_RETRY_BUDGET};
 pub use tokens::{AccessTokenView, CredentialsView, ExtraView, FullToken, TokenInfo};
 pub use upkeep::{ConnectionStatus, MaintenanceReport};
 
@@ -60,6 +62,8 @@ pub struct ServiceParts {
     pub outbound: OutboundPolicy,
     /// What the maintenance job does, and when.
     pub upkeep: crate::domain::upkeep::UpkeepPolicy,
+    /// How large a proxied answer may be.
+    pub proxy_limits: proxy::ProxyLimits,
 }
 
 pub struct Service {
@@ -71,6 +75,7 @@ pub struct Service {
     admin_key: AdminKeyHash,
     outbound: OutboundPolicy,
     upkeep: crate::domain::upkeep::UpkeepPolicy,
+    proxy_limits: proxy::ProxyLimits,
     /// Bot keys checked recently: key hash -> (bot, when).
     key_cache: Mutex<HashMap<String, (BotId, Instant)>>,
 }
@@ -102,6 +107,7 @@ impl Service {
             admin_key: p.admin_key,
             outbound: p.outbound,
             upkeep: p.upkeep,
+            proxy_limits: p.proxy_limits,
             key_cache: Mutex::new(HashMap::new()),
         }
     }

@@ -41,6 +41,25 @@ pub(super) enum Why {
     AccessToken,
     /// The maintenance job: the token's upkeep asks for a refresh.
     Upkeep,
+    /// The provider's API refused the access token of this version (a proxied call's
+    /// `401`): refresh unless another caller already has.
+    Rejected { version: i64 },
+}
+
+impl Why {
+    /// Whether `f`, as read now, still needs the refresh asked for.
+    fn needs(
+        self,
+        f: &TokenRecord,
+        now: i64,
+        policy: &crate::domain::upkeep::UpkeepPolicy,
+    ) -> bool {
+        match self {
+            Why::AccessToken => f.refresh_due(now),
+            Why::Upkeep => f.chore(now, policy) == Some(Chore::Refresh),
+            Why::Rejected { version } => f.version == version,
+        }
+    }
 }
 
 /// What one attempt under the lease came to.
@@ -58,6 +77,16 @@ impl Service {
         &self,
         record: TokenRecord,
     ) -> Result<AccessTokenView, ServiceError> {
+        self.refresh_for(record, Why::AccessToken).await
+    }
+
+    /// Refreshes `record` for `why`, waiting for another holder of the lease when there is
+    /// one: the token as it is afterwards.
+    pub(super) async fn refresh_for(
+        &self,
+        record: TokenRecord,
+        why: Why,
+    ) -> Result<AccessTokenView, ServiceError> {
         let holder = random_urlsafe(12);
         let waited = Instant::now();
         let mut backoff = Duration::from_millis(25);
@@ -74,11 +103,11 @@ impl Service {
                 )
                 .await?;
             if leased {
-                match self.under_lease(&record, &holder, Why::AccessToken).await? {
+                match self.under_lease(&record, &holder, why).await? {
                     Attempt::Done(view) | Attempt::Refreshed(view) => return Ok(view),
                     Attempt::Lost => {}
                 }
-            } else if let Some(view) = self.settled_by_another(&record, now).await? {
+            } else if let Some(view) = self.settled_by_another(&record, now, why).await? {
                 return Ok(view);
             }
             if waited.elapsed() > LEASE_WAIT {
@@ -94,12 +123,13 @@ impl Service {
         &self,
         record: &TokenRecord,
         now: i64,
+        why: Why,
     ) -> Result<Option<AccessTokenView>, ServiceError> {
         let current = self.record(&record.bot_id, &record.token_id).await?;
         if current.status == TokenStatus::Revoked {
             return Ok(Some(AccessTokenView::revoked()));
         }
-        if current.refresh_due(now) {
+        if why.needs(&current, now, &self.upkeep) {
             return Ok(None);
         }
         let c = self.open_credentials(&current).await?;
@@ -131,10 +161,7 @@ impl Service {
         why: Why,
     ) -> Result<Attempt, ServiceError> {
         let now = self.clock.unix();
-        let needs = |f: &TokenRecord| match why {
-            Why::AccessToken => f.refresh_due(now),
-            Why::Upkeep => f.chore(now, &self.upkeep) == Some(Chore::Refresh),
-        };
+        let needs = |f: &TokenRecord| why.needs(f, now, &self.upkeep);
         let result = match self.store.token(&record.bot_id, &record.token_id).await {
             Err(e) => Err(e.into()),
             Ok(None) => Err(ServiceError::TokenNotFound),

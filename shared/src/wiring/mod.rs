@@ -64,6 +64,7 @@ pub fn assemble(
         admin_key: config.admin_key,
         outbound: config.outbound,
         upkeep: config.upkeep,
+        proxy_limits: config.proxy,
     })
 }
 

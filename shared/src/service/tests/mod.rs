@@ -350,6 +350,7 @@ async fn setup_with(provider: Arc<dyn ProviderClient>) -> Setup {
             allow_loopback: true,
         },
         upkeep: Default::default(),
+        proxy: Default::default(),
     };
     let service = crate::wiring::assemble(
         &config,
