@@ -378,9 +378,8 @@ pub async fn large_answers_stream_within_the_limit(backend: Backend) -> anyhow::
     // Over the limit without one: cut off with an error, never passed as whole.
     let resp = w.bot(Method::GET, &bytes(9_000_000, false)).send().await?;
     assert_eq!(resp.status(), 200);
-    match resp.bytes().await {
-        Ok(b) => assert!(b.len() < 9_000_000, "{} bytes passed", b.len()),
-        Err(_) => {}
+    if let Ok(b) = resp.bytes().await {
+        assert!(b.len() < 9_000_000, "{} bytes passed as whole", b.len());
     }
     // A request body over 4 MiB is refused.
     let big = vec![b'x'; 4 * 1024 * 1024 + 1];
