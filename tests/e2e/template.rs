@@ -191,8 +191,9 @@ async fn each_role_allows_exactly_what_its_function_uses() -> anyhow::Result<()>
         Ok(serde_json::from_str(answer["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null))
     };
     let body =
-        json!({"client_id": "demo-client", "client_secret": "s3cret", "issuer": provider.issuer})
-            .to_string();
+        json!({"client_id": "demo-client", "client_secret": "s3cret", "issuer": provider.issuer,
+               "api_base_url": format!("{}/api", provider.issuer)})
+        .to_string();
     ok(
         api.invoke(call(
             "PUT",
@@ -313,6 +314,20 @@ async fn each_role_allows_exactly_what_its_function_uses() -> anyhow::Result<()>
         1,
         "the refresh path ran"
     );
+    // A call through the proxy, in the token API function.
+    let seen = ok(
+        api.invoke(call(
+            "GET",
+            &format!("/v1/bots/acme/tokens/{token_id}/proxy/me?x=1"),
+            &key,
+            "application/json",
+            None,
+        )?)
+        .await?,
+        200,
+    )?;
+    assert_eq!(seen["path"], "/api/me", "{seen}");
+    assert_eq!(seen["bearer_issued"], true, "{seen}");
     // The delete's revocation fails: it is left to the maintenance job.
     provider.control(json!({"revoke_failures": 1})).await?;
     let deleted = ok(
