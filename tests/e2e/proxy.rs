@@ -241,6 +241,12 @@ pub async fn paths_that_escape_are_refused_before_anything_is_sent(
         before,
         "nothing left for a refused path"
     );
+    let trace = w
+        .bot(Method::TRACE, &format!("/tokens/{id}/proxy/me"))
+        .send()
+        .await?;
+    assert_eq!(trace.status(), 405);
+    assert_eq!(api_calls(&w).len(), before);
     // What looks like a host inside the path stays in the path.
     let (status, answer) = raw_get(
         &w,

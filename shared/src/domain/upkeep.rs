@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 /// The longest a keep-alive refresh is done ahead of an idle lapse.
 const MAX_KEEPALIVE_LEAD_SECS: i64 = 7 * 86_400;
+/// Two refresh-token ends this close are one.
+const SAME_END_SECS: i64 = 60;
 /// Failed maintenance refreshes are retried after `base * 2^(failures - 1)`, at most this.
 const MAX_RETRY_SECS: i64 = 6 * 3600;
 
@@ -165,10 +167,16 @@ impl Upkeep {
             .and_then(|l| l.refresh_idle)
             .filter(|_| renewable)
             .map(|idle| now + idle - (idle / 4).min(MAX_KEEPALIVE_LEAD_SECS));
+        let kept = previous.and_then(|p| p.refresh_expires_at);
         let refresh_expires_at = match refresh_token_expires_in {
-            Some(secs) if secs > 0 => Some(now + secs),
+            // Counted in whole seconds from the answer: an end within a minute of the one
+            // known is the same end, not one a refresh moved.
+            Some(secs) if secs > 0 => match kept {
+                Some(at) if (now + secs - at).abs() <= SAME_END_SECS => Some(at),
+                _ => Some(now + secs),
+            },
             // A refresh answer without it keeps the expiry of the refresh token kept.
-            _ => previous.and_then(|p| p.refresh_expires_at),
+            _ => kept,
         };
         Upkeep {
             keep_fresh,

@@ -930,6 +930,21 @@ async fn proxy_call(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<axum::response::Response, ApiError> {
+    use axum::http::Method;
+    if !matches!(
+        method,
+        Method::GET
+            | Method::HEAD
+            | Method::OPTIONS
+            | Method::POST
+            | Method::PUT
+            | Method::PATCH
+            | Method::DELETE
+    ) {
+        return Err(ApiError::MethodNotAllowed {
+            method: method.to_string(),
+        });
+    }
     // From the URI as sent: the path keeps its percent-encoding, so encoded slashes are seen.
     let mut parts = uri.path().splitn(7, '/');
     let token = parts.nth(5).unwrap_or_default().to_owned();

@@ -101,6 +101,9 @@ fn a_provider_refresh_expiry_is_extended_once_then_warned_about_once() {
     after.upkeep.warned_for = Some(1000);
     assert_eq!(after.chore(950, &POLICY), None);
     assert_eq!(after.next_due(950, &POLICY), None);
+    // An answer that gives the same end, counted in whole seconds, does not move it.
+    let same = Upkeep::renewed(Some(&u), "custom_demo", false, true, Some(201), 800);
+    assert_eq!(same.refresh_expires_at, Some(1000));
     // A refresh that moved the expiry ends the warning for the old one.
     let moved = Upkeep::renewed(
         Some(&after.upkeep),
