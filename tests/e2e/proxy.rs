@@ -246,6 +246,10 @@ pub async fn paths_that_escape_are_refused_before_anything_is_sent(
         .send()
         .await?;
     assert_eq!(trace.status(), 405);
+    assert_eq!(
+        trace.headers()["allow"],
+        "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE"
+    );
     assert_eq!(api_calls(&w).len(), before);
     // What looks like a host inside the path stays in the path.
     let (status, answer) = raw_get(

@@ -941,9 +941,14 @@ async fn proxy_call(
             | Method::PATCH
             | Method::DELETE
     ) {
-        return Err(ApiError::MethodNotAllowed {
+        let mut refused = axum::response::IntoResponse::into_response(ApiError::MethodNotAllowed {
             method: method.to_string(),
         });
+        refused.headers_mut().insert(
+            header::ALLOW,
+            axum::http::HeaderValue::from_static("GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE"),
+        );
+        return Ok(refused);
     }
     // From the URI as sent: the path keeps its percent-encoding, so encoded slashes are seen.
     let mut parts = uri.path().splitn(7, '/');
