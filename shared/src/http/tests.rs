@@ -82,6 +82,10 @@ const CONTRACT_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/bots/{bot_id}/tokens/{token_id}/info"),
     ("get", "/v1/bots/{bot_id}/tokens/{token_id}/status"),
     ("get", "/v1/bots/{bot_id}/connections"),
+    ("get", "/v1/bots/{bot_id}/tokens/{token_id}/proxy/{path}"),
+    ("post", "/v1/bots/{bot_id}/tokens/{token_id}/proxy/{path}"),
+    ("put", "/v1/bots/{bot_id}/tokens/{token_id}/proxy/{path}"),
+    ("delete", "/v1/bots/{bot_id}/tokens/{token_id}/proxy/{path}"),
     ("get", "/v1/bots/{bot_id}/tokens/{token_id}/access-token"),
     ("get", "/v1/bots/{bot_id}/tokens/{token_id}"),
     ("delete", "/v1/bots/{bot_id}/tokens/{token_id}"),
@@ -119,6 +123,7 @@ async fn the_openapi_document_covers_every_route_and_only_real_ones() {
                 .replace("{token_id}", "tok_x")
                 .replace("{user_id}", "u-1")
                 .replace("{flow_id}", "f")
+                .replace("{path}", "users/me")
                 .replace("{name}", "google");
             let req = Request::builder()
                 .method(method.to_uppercase().as_str())
