@@ -16,7 +16,7 @@
 //!
 //! The table itself is declared in `template.yaml`; the tests create it in moto from there.
 //! Tokens with something due for the maintenance job, and pending revocations, carry `due`
-//! (`TOKEN` or `REVOCATION`) and `due_at`: the keys of the sparse index `due`, which the job
+//! (`TOKEN#n` or `REVOCATION#n`, n one of 8 shards by token id) and `due_at`: the keys of the sparse index `due`, which the job
 //! queries. Every request path reads by key or queries one partition; nothing scans. Links, flows and
 //! connect sessions carry a `ttl` attribute (unix seconds) for DynamoDB's expiry, and their
 //! expiry is also checked in code, since TTL deletes late. Outbox items reach EventBridge

@@ -19,7 +19,7 @@ fn token_item(t: &TokenRecord) -> Item {
     item.insert("updated_at".into(), n(t.updated_at));
     item.insert("upkeep".into(), s(upkeep_text(&t.upkeep)));
     if let Some(at) = t.due_at {
-        item.insert(DUE.into(), s(DUE_TOKEN));
+        item.insert(DUE.into(), s(due_partition(DUE_TOKEN, &t.token_id)));
         item.insert("due_at".into(), n(at));
     }
     item
@@ -27,9 +27,22 @@ fn token_item(t: &TokenRecord) -> Item {
 
 /// The due-time index and its partition key attribute.
 const DUE: &str = "due";
-/// The index's partition for tokens, and for pending revocations.
+/// The index's partitions for tokens, and for pending revocations: each kind spread over
+/// [`DUE_SHARDS`] partition values (`TOKEN#3`), so that the index's writes (one with every
+/// refresh) never meet one partition's throughput limit, which would throttle the table.
 const DUE_TOKEN: &str = "TOKEN";
 const DUE_REVOCATION: &str = "REVOCATION";
+const DUE_SHARDS: u32 = 8;
+
+/// The index partition of a record: its kind and a shard from its token id.
+fn due_partition(kind: &str, token: &TokenId) -> String {
+    let shard = token
+        .as_str()
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % DUE_SHARDS;
+    format!("{kind}#{shard}")
+}
 
 fn upkeep_text(u: &Upkeep) -> String {
     // Plain numbers, strings and booleans: serializing cannot fail.
@@ -48,7 +61,7 @@ fn upkeep_update(
     match t.due_at {
         Some(at) => {
             sets.push("due = :due, due_at = :due_at");
-            values.push((":due", s(DUE_TOKEN)));
+            values.push((":due", s(due_partition(DUE_TOKEN, &t.token_id))));
             values.push((":due_at", n(at)));
         }
         None => removes.push("due, due_at"),
@@ -72,7 +85,7 @@ fn revocation_item(r: &PendingRevocation) -> Item {
     put_owner(&mut item, &r.owner);
     item.insert("sealed".into(), s(r.sealed.as_str()));
     item.insert("attempts".into(), n(i64::from(r.attempts)));
-    item.insert(DUE.into(), s(DUE_REVOCATION));
+    item.insert(DUE.into(), s(due_partition(DUE_REVOCATION, &r.token_id)));
     item.insert("due_at".into(), n(r.due_at));
     item.insert("give_up_at".into(), n(r.give_up_at));
     // A safety net: the job removes it long before.
@@ -475,22 +488,29 @@ impl TokenStore for DynamoStore {
 }
 
 impl DynamoStore {
-    /// Up to `limit` items of the due-time index's partition `due`, due at `now`, earliest
-    /// first: one key query.
-    async fn query_due(&self, due: &str, now: i64, limit: u32) -> Result<Vec<Item>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(DUE)
-            .key_condition_expression("due = :due AND due_at <= :now")
-            .expression_attribute_values(":due", s(due))
-            .expression_attribute_values(":now", n(now))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
+    /// Up to `limit` items of one kind of the due-time index, due at `now`, earliest first:
+    /// one key query per shard, side by side, merged.
+    async fn query_due(&self, kind: &str, now: i64, limit: u32) -> Result<Vec<Item>, StoreError> {
+        let queries = (0..DUE_SHARDS).map(|shard| {
+            self.client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE)
+                .key_condition_expression("due = :due AND due_at <= :now")
+                .expression_attribute_values(":due", s(format!("{kind}#{shard}")))
+                .expression_attribute_values(":now", n(now))
+                .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+                .send()
+        });
+        let mut items: Vec<Item> = futures_util::future::try_join_all(queries)
             .await
-            .map_err(unavailable)?;
-        Ok(out.items.unwrap_or_default())
+            .map_err(unavailable)?
+            .into_iter()
+            .flat_map(|out| out.items.unwrap_or_default())
+            .collect();
+        items.sort_by_key(|i| opt_n(i, "due_at").ok().flatten().unwrap_or(i64::MAX));
+        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(items)
     }
 }
 
