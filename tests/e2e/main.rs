@@ -107,6 +107,7 @@ mod strict_provider {
         a_reused_refresh_token_is_never_sent,
         a_reconnect_revokes_the_replaced_grant_of_another_account_only,
         a_lost_refresh_answer_at_a_rotating_provider_is_reported_as_ours,
+        the_job_and_the_proxy_keep_a_rotating_grant_working,
     );
 }
 

@@ -404,3 +404,79 @@ pub async fn a_lost_refresh_answer_at_a_rotating_provider_is_reported_as_ours(
     assert_eq!(revoked[0]["detail"]["reason"], "refresh_outcome_unknown");
     Ok(())
 }
+
+/// The maintenance job keeping a `keep_fresh` token fresh, and proxied calls, at a provider
+/// that rotates refresh tokens and revokes a grant whose old refresh token is reused: every
+/// keep-alive refresh is a clean rotation in its records, and the proxy's bearer calls work.
+pub async fn the_job_and_the_proxy_keep_a_rotating_grant_working(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let w = World::with_strict_env(
+        backend,
+        StrictOptions {
+            access_token_ttl: 8,
+            ..StrictOptions::default()
+        },
+        vec![("MAINTENANCE_INTERVAL", "1".into())],
+    )
+    .await?;
+    let p = w.strict()?;
+    // The same registration, with its API (the provider's own userinfo at /me).
+    let resp = w
+        .http
+        .put(w.url(&format!("/v1/admin/providers/{STRICT_PROVIDER}")))
+        .bearer_auth(e2e::ADMIN_KEY)
+        .json(&json!({
+            "client_id": p.client_id,
+            "client_secret": p.client_secret,
+            "issuer": p.issuer,
+            "api_base_url": p.issuer,
+        }))
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status() == 200, "{}", resp.text().await?);
+    let resp = w
+        .bot(Method::PUT, "/integrations")
+        .header("content-type", "application/yaml")
+        .body(format!(
+            "{}- provider: {STRICT_PROVIDER}\n  scope: {}\n  context: user\n  keep_fresh: true\n",
+            e2e::INTEGRATIONS,
+            e2e::STRICT_SCOPE
+        ))
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status() == 200, "{}", resp.text().await?);
+    let token_id = w.connect_strict("u-1").await?;
+    let (first, _) = stored(&w, &token_id).await?;
+
+    // Two keep-alive refreshes with no access-token call: each a rotation, nothing reused.
+    let refreshes = json!({"grant_type": "refresh_token"});
+    e2e::eventually(20, "two keep-alive refreshes", || async {
+        Ok((p.count("grant.success", &refreshes) >= 2).then_some(()))
+    })
+    .await?;
+    let done = p.records_of("grant.success", &refreshes);
+    assert!(done.iter().all(|r| r["rotated"] == true), "{done:?}");
+    assert_eq!(p.count("grant.revoked", &json!({})), 0, "{:?}", p.trouble());
+    assert!(p.trouble().is_empty(), "{:?}", p.trouble());
+
+    // A proxied call carries the current token.
+    let resp = w
+        .bot(Method::GET, &format!("/tokens/{token_id}/proxy/me"))
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().contains_key("x-integrations-token-status"));
+    let me: Value = resp.json().await?;
+    assert!(me["sub"].is_string(), "{me}");
+    let (health_status, health) = w
+        .bot_json(Method::GET, &format!("/tokens/{token_id}/status"))
+        .await?;
+    assert_eq!(health_status, 200);
+    assert_eq!(health["status"], "valid");
+    assert!(health["last_refresh_at"].as_i64().is_some(), "{health}");
+    assert!(p.trouble().is_empty(), "{:?}", p.trouble());
+    // The first token was revoked by the rotations (this check is the provider's one 401).
+    assert_eq!(p.userinfo_status(&first).await?, 401, "rotated away");
+    Ok(())
+}

@@ -284,6 +284,15 @@ impl World {
         Self::build(backend, Some(options), Vec::new()).await
     }
 
+    /// [`World::with_strict`], the server also getting `extra_env`.
+    pub async fn with_strict_env(
+        backend: Backend,
+        options: StrictOptions,
+        extra_env: Vec<(&'static str, String)>,
+    ) -> anyhow::Result<Self> {
+        Self::build(backend, Some(options), extra_env).await
+    }
+
     /// A world whose server also gets `extra_env` (a webhook, say).
     pub async fn with_env(
         backend: Backend,

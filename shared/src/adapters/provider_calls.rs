@@ -3,8 +3,8 @@
 //! as RFC 7009 or as the provider's own call.
 
 use crate::domain::catalog::{
-    fill, lookup, BodyKind, CredentialSpec, Placement, Revocation, RevokeAuth, TokenShape,
-    UserInfoSpec, WhichToken,
+    fill, lookup, BodyKind, CredentialSpec, Revocation, RevokeAuth, TokenShape, UserInfoSpec,
+    WhichToken,
 };
 use crate::domain::providers::ProviderApp;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION};
@@ -172,25 +172,8 @@ pub fn entered_user_info_request(
     let mut headers = HeaderMap::new();
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     headers.extend(header_map(&spec.headers, str::to_owned));
-    let key = secret.expose_secret();
-    match credential.placement {
-        Placement::Header => {
-            let name = HeaderName::from_bytes(credential.header.as_deref()?.as_bytes()).ok()?;
-            let value = format!("{}{key}", credential.prefix.as_deref().unwrap_or_default());
-            headers.insert(name, sensitive(HeaderValue::from_str(&value).ok()?));
-        }
-        Placement::Basic => {
-            headers.insert(AUTHORIZATION, sensitive(HeaderValue::from_str(key).ok()?));
-        }
-        Placement::Query => {
-            url.query_pairs_mut()
-                .append_pair(credential.query.as_deref()?, key);
-        }
-        Placement::Path => {
-            let path = format!("/{}{key}{}", credential.path_prefix.as_deref()?, url.path());
-            url.set_path(&path);
-        }
-    }
+    crate::domain::proxy::injection(Some(credential), secret.expose_secret())?
+        .apply(&mut url, &mut headers);
     let req = client
         .request(spec.method.as_http(), url.as_str())
         .headers(headers);

@@ -2,7 +2,7 @@
 //! go, which headers pass each way, where the credential goes, and what may be retried.
 //! Pure: the service applies them, the provider client sends.
 
-use super::catalog::{CatalogEntry, Placement};
+use super::catalog::{CredentialSpec, Placement};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
@@ -153,10 +153,29 @@ impl std::fmt::Debug for Injection {
     }
 }
 
-/// The credential's placement: as the catalog entry says for entered keys and passwords
-/// (`credential` is the access-token value: the key, or the ready `Basic …`), a bearer
-/// `Authorization` header for OAuth tokens. `None` when the value cannot be a header.
-pub fn injection(entry: Option<&CatalogEntry>, credential: &str) -> Option<Injection> {
+impl Injection {
+    /// Puts the credential on a request to `url`.
+    pub fn apply(&self, url: &mut Url, headers: &mut HeaderMap) {
+        match self {
+            Injection::Header(name, value) => {
+                headers.insert(name.clone(), value.clone());
+            }
+            Injection::Query(name, value) => {
+                url.query_pairs_mut().append_pair(name, value);
+            }
+            Injection::PathPrefix(prefix) => {
+                let path = format!("/{prefix}{}", url.path());
+                url.set_path(&path);
+            }
+        }
+    }
+}
+
+/// The credential's placement: as an entered credential's spec says (`credential` is the
+/// access-token value: the key, or the ready `Basic …`), a bearer `Authorization` header for
+/// OAuth tokens (`spec` `None`). `None` when the value cannot be placed there (not a header
+/// value; a path segment with a separator in it).
+pub fn injection(spec: Option<&CredentialSpec>, credential: &str) -> Option<Injection> {
     let header = |name: &str, value: String| {
         let mut v = HeaderValue::from_str(&value).ok()?;
         v.set_sensitive(true);
@@ -165,7 +184,6 @@ pub fn injection(entry: Option<&CatalogEntry>, credential: &str) -> Option<Injec
             v,
         ))
     };
-    let spec = entry.and_then(|e| e.credential.as_ref());
     match spec.map(|s| (s.placement, s)) {
         None => header("authorization", format!("Bearer {credential}")),
         Some((Placement::Basic, _)) => header("authorization", credential.to_owned()),
@@ -177,10 +195,16 @@ pub fn injection(entry: Option<&CatalogEntry>, credential: &str) -> Option<Injec
             s.query.clone().unwrap_or_else(|| "api_key".to_owned()),
             credential.to_owned(),
         )),
-        Some((Placement::Path, s)) => Some(Injection::PathPrefix(format!(
-            "{}{credential}",
-            s.path_prefix.as_deref().unwrap_or_default()
-        ))),
+        Some((Placement::Path, s)) => {
+            let unsafe_in_path =
+                |c: char| matches!(c, '/' | '\\' | '?' | '#' | '%') || c.is_control();
+            (!credential.contains(unsafe_in_path)).then(|| {
+                Injection::PathPrefix(format!(
+                    "{}{credential}",
+                    s.path_prefix.as_deref().unwrap_or_default()
+                ))
+            })
+        }
     }
 }
 

@@ -191,7 +191,7 @@ pub fn connect_page(session: &str, bot: &str, rows: &[ConnectRow]) -> Response {
             };
             let entered = crate::service::entered_kind(r.provider.as_str());
             let app_only = crate::domain::catalog::is_client_credentials(r.provider.as_str());
-            let action = match (entered.is_some(), app_only, r.connected) {
+            let action = match (entered.is_some(), app_only, r.status.is_some()) {
                 (true, _, false) => "Save",
                 (true, _, true) => "Replace",
                 (false, true, false) => "Get token",
@@ -202,7 +202,7 @@ pub fn connect_page(session: &str, bot: &str, rows: &[ConnectRow]) -> Response {
             let inputs = entered
                 .map(|e| fields_html(&crate::service::form_of(&r.alias, e)))
                 .unwrap_or_default();
-            let disconnect = if r.connected {
+            let disconnect = if r.status.is_some() {
                 format!(
                     "<form method=\"post\" action=\"/connect/{session}/{alias}/disconnect\">\
                      <button type=\"submit\">Disconnect</button></form>",

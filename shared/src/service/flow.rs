@@ -118,8 +118,7 @@ pub(super) struct NewToken<'a> {
 pub struct ConnectRow {
     pub alias: Alias,
     pub provider: ProviderName,
-    pub connected: bool,
-    /// The connection's health, when connected.
+    /// The connection's health; `None` when not connected.
     pub status: Option<super::ConnectionStatus>,
 }
 
@@ -605,7 +604,6 @@ impl Service {
                 None => None,
             };
             rows.push(ConnectRow {
-                connected: status.is_some(),
                 alias: i.alias,
                 provider: i.provider,
                 status,

@@ -55,8 +55,6 @@ pub struct ProxyAnswer {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: ApiBody,
-    /// `valid`, or `refreshed` when the token was refreshed for this call.
-    pub token_status: &'static str,
 }
 
 /// The token's credential and where it goes, for one call.
@@ -74,7 +72,8 @@ impl Service {
         call: ProxyCall,
     ) -> Result<ProxyAnswer, ServiceError> {
         let record = self.record(bot, id).await?;
-        let entry = catalog_entry(record.provider.as_str());
+        // A key or password is not renewed: its 401 is the bot's.
+        let renewable = super::entered_kind(record.provider.as_str()).is_none();
         let secrets = self.open_secrets(&record).await?;
         let base = self.api_base(&record, &secrets).await?;
         let (mut credential, refreshed) = self.usable(&record, &secrets).await?;
@@ -99,7 +98,7 @@ impl Service {
                 Err(_) => return Err(ServiceError::ApiUnreachable),
             };
             // A rejected token that can be renewed: refreshed once, the call replayed once.
-            if answer.status == StatusCode::UNAUTHORIZED && !replayed && entry_refreshes(entry) {
+            if answer.status == StatusCode::UNAUTHORIZED && !replayed && renewable {
                 replayed = true;
                 drop(answer);
                 credential = self.after_rejection(&record, credential.version).await?;
@@ -212,10 +211,10 @@ impl Service {
             ("expired", _) | (_, None) => return Err(ServiceError::TokenExpired),
             (_, Some(token)) => zeroize::Zeroizing::new(token),
         };
-        let injection = proxy::injection(catalog_entry(record.provider.as_str()), &token)
-            .ok_or_else(|| {
-                ServiceError::NoApiBase("the stored credential cannot be sent in a header".into())
-            })?;
+        let spec = catalog_entry(record.provider.as_str()).and_then(|e| e.credential.as_ref());
+        let injection = proxy::injection(spec, &token).ok_or_else(|| {
+            ServiceError::NoApiBase("the stored credential cannot be sent in a header".into())
+        })?;
         Ok(Credential {
             injection,
             version: record.version,
@@ -230,23 +229,8 @@ impl Service {
         injection: &Injection,
     ) -> Result<ApiRequest, ServiceError> {
         let mut headers = headers.clone();
-        let url = match injection {
-            Injection::PathPrefix(prefix) => {
-                let mut with_prefix = base.clone();
-                let path = format!("{}/{prefix}/", base.path().trim_end_matches('/'));
-                with_prefix.set_path(&path);
-                proxy::target_url(&with_prefix, &call.path, call.query.as_deref())?
-            }
-            Injection::Query(name, value) => {
-                let mut url = proxy::target_url(base, &call.path, call.query.as_deref())?;
-                url.query_pairs_mut().append_pair(name, value);
-                url
-            }
-            Injection::Header(name, value) => {
-                headers.insert(name.clone(), value.clone());
-                proxy::target_url(base, &call.path, call.query.as_deref())?
-            }
-        };
+        let mut url = proxy::target_url(base, &call.path, call.query.as_deref())?;
+        injection.apply(&mut url, &mut headers);
         Ok(ApiRequest {
             method: call.method.clone(),
             url,
@@ -256,7 +240,8 @@ impl Service {
         })
     }
 
-    /// The provider's answer as the bot gets it: its headers filtered, its body bounded.
+    /// The provider's answer as the bot gets it: its headers filtered (`token_status` added
+    /// as `X-Integrations-Token-Status`), its body bounded.
     fn answer(
         &self,
         answer: crate::ports::ApiResponse,
@@ -293,13 +278,6 @@ impl Service {
             status: answer.status,
             headers,
             body: Box::pin(body),
-            token_status,
         })
     }
-}
-
-/// Whether a rejected credential of this provider may be renewed: OAuth tokens may, keys
-/// and passwords may not.
-fn entry_refreshes(entry: Option<&crate::domain::catalog::CatalogEntry>) -> bool {
-    entry.is_none_or(|e| e.credential.is_none())
 }

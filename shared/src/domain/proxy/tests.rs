@@ -1,6 +1,10 @@
 use super::*;
 use crate::domain::catalog::catalog_entry;
 
+fn spec(name: &str) -> Option<&'static crate::domain::catalog::CredentialSpec> {
+    catalog_entry(name).and_then(|e| e.credential.as_ref())
+}
+
 fn base(u: &str) -> Url {
     Url::parse(u).unwrap()
 }
@@ -108,7 +112,7 @@ fn credentials_go_where_each_provider_expects_them() {
         other => panic!("{other:?}"),
     };
     assert_eq!(
-        value(injection(catalog_entry("google"), "ya29.x")),
+        value(injection(spec("google"), "ya29.x")),
         ("authorization".into(), "Bearer ya29.x".into())
     );
     assert_eq!(
@@ -116,22 +120,38 @@ fn credentials_go_where_each_provider_expects_them() {
         ("authorization".into(), "Bearer custom-token".into())
     );
     assert_eq!(
-        value(injection(catalog_entry("anthropic"), "sk-ant-1")),
+        value(injection(spec("anthropic"), "sk-ant-1")),
         ("x-api-key".into(), "sk-ant-1".into())
     );
     assert_eq!(
-        value(injection(catalog_entry("twilio"), "Basic QUM6cw==")),
+        value(injection(spec("twilio"), "Basic QUM6cw==")),
         ("authorization".into(), "Basic QUM6cw==".into())
     );
     assert_eq!(
-        injection(catalog_entry("telegram"), "123:abc"),
+        injection(spec("telegram"), "123:abc"),
         Some(Injection::PathPrefix("bot123:abc".into()))
     );
     // Never printed.
-    let printed = format!("{:?}", injection(catalog_entry("stripe"), "sk_live_canary"));
+    let printed = format!("{:?}", injection(spec("stripe"), "sk_live_canary"));
     assert!(!printed.contains("canary"), "{printed}");
-    // A value that cannot be a header is refused, not sent.
+    // A value that cannot be a header, or a path segment, is refused, not sent.
     assert_eq!(injection(None, "bad\r\nvalue"), None);
+    assert_eq!(injection(spec("telegram"), "123/../x"), None);
+    // Placed on a request.
+    let mut url = Url::parse("https://api.telegram.org/getMe?x=1").unwrap();
+    let mut headers = HeaderMap::new();
+    injection(spec("telegram"), "123:abc")
+        .unwrap()
+        .apply(&mut url, &mut headers);
+    assert_eq!(
+        url.as_str(),
+        "https://api.telegram.org/bot123:abc/getMe?x=1"
+    );
+    injection(spec("anthropic"), "sk-1")
+        .unwrap()
+        .apply(&mut url, &mut headers);
+    assert_eq!(headers["x-api-key"], "sk-1");
+    assert!(headers["x-api-key"].is_sensitive());
 }
 
 #[test]
