@@ -34,6 +34,28 @@ pub(super) fn refresh_token_expires_in(other: &Map<String, Value>) -> Option<i64
     .filter(|secs| *secs > 0)
 }
 
+/// The two queues of the due-time index.
+#[derive(Clone, Copy)]
+enum Queue {
+    Tokens,
+    Revocations,
+}
+
+/// One record of a queue.
+enum Work {
+    Token(TokenRecord),
+    Revocation(PendingRevocation),
+}
+
+impl Work {
+    fn key(&self) -> (BotId, TokenId) {
+        match self {
+            Work::Token(t) => (t.bot_id.clone(), t.token_id.clone()),
+            Work::Revocation(r) => (r.bot_id.clone(), r.token_id.clone()),
+        }
+    }
+}
+
 /// What one maintenance run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct MaintenanceReport {
@@ -137,45 +159,57 @@ impl Service {
     /// caller, a lost race) is left for the next run.
     pub async fn maintain(&self, deadline: Instant) -> Result<MaintenanceReport, ServiceError> {
         let mut report = MaintenanceReport::default();
-        let mut seen = HashSet::new();
-        'tokens: loop {
-            let batch = self.store.due_tokens(self.clock.unix(), BATCH).await?;
-            let mut fresh = 0;
-            for t in batch {
-                if !seen.insert((t.bot_id.clone(), t.token_id.clone())) {
-                    continue;
-                }
-                if Instant::now() >= deadline {
-                    report.left_over = true;
-                    break 'tokens;
-                }
-                fresh += 1;
-                self.keep_up(t, &mut report).await;
-            }
-            if fresh == 0 {
-                break;
-            }
-        }
-        let mut seen = HashSet::new();
-        'revocations: loop {
-            let batch = self.store.due_revocations(self.clock.unix(), BATCH).await?;
-            let mut fresh = 0;
-            for r in batch {
-                if !seen.insert((r.bot_id.clone(), r.token_id.clone())) {
-                    continue;
-                }
-                if Instant::now() >= deadline {
-                    report.left_over = true;
-                    break 'revocations;
-                }
-                fresh += 1;
-                self.retry_revocation(r, &mut report).await;
-            }
-            if fresh == 0 {
-                break;
-            }
-        }
+        self.drain(Queue::Tokens, deadline, &mut report).await?;
+        self.drain(Queue::Revocations, deadline, &mut report)
+            .await?;
         Ok(report)
+    }
+
+    /// Works through one queue of the due-time index, a batch at a time, each record once.
+    async fn drain(
+        &self,
+        queue: Queue,
+        deadline: Instant,
+        report: &mut MaintenanceReport,
+    ) -> Result<(), ServiceError> {
+        let mut seen = HashSet::new();
+        loop {
+            let now = self.clock.unix();
+            let batch: Vec<Work> = match queue {
+                Queue::Tokens => self
+                    .store
+                    .due_tokens(now, BATCH)
+                    .await?
+                    .into_iter()
+                    .map(Work::Token)
+                    .collect(),
+                Queue::Revocations => self
+                    .store
+                    .due_revocations(now, BATCH)
+                    .await?
+                    .into_iter()
+                    .map(Work::Revocation)
+                    .collect(),
+            };
+            let mut fresh = 0;
+            for work in batch {
+                if !seen.insert(work.key()) {
+                    continue;
+                }
+                if Instant::now() >= deadline {
+                    report.left_over = true;
+                    return Ok(());
+                }
+                fresh += 1;
+                match work {
+                    Work::Token(t) => self.keep_up(t, report).await,
+                    Work::Revocation(r) => self.retry_revocation(r, report).await,
+                }
+            }
+            if fresh == 0 {
+                return Ok(());
+            }
+        }
     }
 
     /// Does what is due for one token; failures are logged and counted, never fatal to the
